@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""convjax's one entry point: `launch.py COMMAND [args]` (run `launch.py --help` for the list).
+
+Each command lives in its own module as `main(argv: list[str]) -> int`; this file only
+dispatches, and turns a `UserError` into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from errors import UserError
+
+COMMANDS = {
+    "train": ("training.cli", "train a model from an experiment config (resumes an existing --workdir)"),
+    "models": ("models.cli", "list the registered networks"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: launch.py COMMAND [args]   (launch.py COMMAND --help for its options)", ""]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"launch.py: unknown command {command!r}; run `launch.py --help` for the list",
+              file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[command][0])
+        return module.main(rest) or 0
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+"""The model registry: every network is created by name, with its published default input.
+
+A factory is a function `(*, num_classes, in_channels, rngs, **options) -> nnx.Module`.
+Registering it under its `model_params.json` key (plus friendlier aliases) is what makes it
+reachable from a config (`model.name`) and from `launch.py summary`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    factory: Callable[..., nnx.Module]
+    input_shape: tuple[int, int, int]  # (H, W, C) the paper trains on
+    num_classes: int
+    aliases: tuple[str, ...] = ()
+
+
+_SPECS: dict[str, ModelSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+class UnknownModelError(ValueError):
+    """Raised for a model name that is not registered; its message lists the known names."""
+
+
+def register(name: str, *, input_shape: tuple[int, int, int], num_classes: int,
+             aliases: tuple[str, ...] = ()):
+    """Decorator: registers `factory` under `name` (and `aliases`)."""
+
+    def wrap(factory):
+        for key in (name, *aliases):
+            if key in _SPECS or key in _ALIASES:
+                raise ValueError(f"model name {key!r} is registered twice")
+        _SPECS[name] = ModelSpec(name, factory, tuple(input_shape), num_classes, tuple(aliases))
+        _ALIASES.update({alias: name for alias in aliases})
+        return factory
+
+    return wrap
+
+
+def spec(name: str) -> ModelSpec:
+    _import_families()
+    canonical = _ALIASES.get(name, name)
+    if canonical not in _SPECS:
+        raise UnknownModelError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(_SPECS))} "
+            "(list them with `launch.py models`)")
+    return _SPECS[canonical]
+
+
+def names() -> list[str]:
+    """Canonical names of all registered networks, sorted."""
+    _import_families()
+    return sorted(_SPECS)
+
+
+def create(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
+           seed: int = 0, rngs: nnx.Rngs | None = None, **options: Any) -> nnx.Module:
+    """Builds network `name`; classes and channels default to the paper's."""
+    s = spec(name)
+    if rngs is None:
+        rngs = nnx.Rngs(params=seed, dropout=seed + 1)
+    return s.factory(
+        num_classes=s.num_classes if num_classes is None else num_classes,
+        in_channels=s.input_shape[2] if in_channels is None else in_channels,
+        rngs=rngs, **options)
+
+
+def _import_families() -> None:
+    # Imported lazily so that `models.registry` can be imported by the family modules.
+    import models.families  # noqa: F401
