@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders and sources), Grain pipelines and augmentation."""

@@ -1,0 +1,41 @@
+"""A user's mistake: one line on stderr, exit status 2, no traceback, no run directory."""
+
+import pytest
+
+from tests.helpers import run_launch
+
+CASES = {
+    "unknown key": (["--config.train.stepz=5"], "stepz"),
+    "wrong type": (["--config.train.steps=many"], "train.steps"),
+    "batch not divisible": (["--config.train.batch_size=12"], "not divisible by the 8 devices"),
+    "unknown dataset": (["--config.data.name=no_such_set"], "unknown dataset 'no_such_set'"),
+    "unprepared dataset": (["--config.data.name=mnist"], "launch.py prepare mnist"),
+    "unknown model": (["--config.model.name=lenet9"], "unknown model 'lenet9'"),
+    "bad model option": (["--config.model.pool=median"], "unknown pooling 'median'"),
+    "missing config file": (["--config=experiments/nope.py"], "nope.py"),
+    "bad optimizer": (["--config.optimizer.name=sgdd"], "unknown optimizer.name 'sgdd'"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_config_mistake_is_one_line_and_exit_2(case, tmp_path):
+    args, expected = CASES[case]
+    workdir = tmp_path / "run"
+    result = run_launch("train", f"--workdir={workdir}", *args, devices=8)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not workdir.exists()
+
+
+def test_workdir_that_is_not_a_run_is_left_untouched(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = run_launch("train", f"--workdir={tmp_path}", devices=1)
+    assert result.returncode == 2 and "not a convjax run directory" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_unknown_command_exits_2():
+    result = run_launch("trian")
+    assert result.returncode == 2 and "unknown command" in result.stderr

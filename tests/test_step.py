@@ -1,0 +1,99 @@
+"""The train step, optimizers and schedules."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import models
+from training import config as config_lib, mesh as mesh_lib, optim, state as state_lib
+from training import step as step_lib
+
+
+def test_lenet5_has_the_papers_parameter_count_and_output_shape():
+    model = models.create("lenet5")
+    _, params, _, _ = state_lib.split_model(model)
+    assert state_lib.count_params(params) == 61706
+    model.eval()
+    assert model(jnp.zeros((3, 32, 32, 1))).shape == (3, 10)
+
+
+def _fixed_batch(n=32):
+    rng = np.random.default_rng(0)
+    return {"image": rng.random((n, 32, 32, 1), np.float32), "label": rng.integers(0, 10, n)}
+
+
+def test_loss_falls_on_a_fixed_batch():
+    tx = optax.adam(1e-3)
+    defs, state = state_lib.create(models.create("lenet5"), tx, seed=0)
+    mesh = mesh_lib.make_mesh()
+    step = mesh_lib.compile_train_step(step_lib.make_train_step(defs, tx, num_classes=10), mesh)
+    state = mesh_lib.put_state(state, mesh)
+    batch = mesh_lib.global_batch(_fixed_batch(), mesh)
+    losses = []
+    for _ in range(30):
+        state, sums = step(state, batch)
+        losses.append(float(sums["loss"] / sums["count"]))
+    assert losses[-1] < 0.5 * losses[0]
+    assert int(state.step) == 30
+
+
+def test_step_is_sharded_over_the_eight_devices():
+    assert len(jax.devices()) == 8
+    batch = mesh_lib.global_batch(_fixed_batch(16), mesh_lib.make_mesh())
+    assert len(batch["image"].sharding.device_set) == 8
+    assert batch["image"].addressable_shards[0].data.shape == (2, 32, 32, 1)
+
+
+def _config(**fields):
+    c = config_lib.base_config()
+    c.train.steps = 100
+    for dotted, value in fields.items():
+        group, name = dotted.split("__")
+        c[group][name] = value
+    return c
+
+
+def test_warmup_then_cosine():
+    sched = optim.make_schedule(_config(optimizer__lr=0.1, schedule__warmup_steps=10))
+    assert float(sched(0)) == 0.0
+    assert float(sched(5)) == pytest.approx(0.05)
+    assert float(sched(10)) == pytest.approx(0.1)
+    assert float(sched(100)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_step_schedule_multiplies_at_boundaries():
+    sched = optim.make_schedule(_config(optimizer__lr=1.0, schedule__name="step",
+                                        schedule__boundaries=(30, 60), schedule__factor=0.1))
+    assert [float(sched(s)) for s in (0, 29, 30, 59, 60, 99)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+
+
+@pytest.mark.parametrize("name", config_lib.OPTIMIZERS)
+def test_every_optimizer_builds_and_updates(name):
+    tx = optim.make_optimizer(_config(optimizer__name=name, optimizer__weight_decay=1e-4,
+                                      optimizer__grad_clip_norm=1.0))
+    params = {"kernel": jnp.ones((3, 3)), "bias": jnp.ones(3)}
+    updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+    assert all(bool(jnp.all(u != 0)) for u in jax.tree.leaves(updates))
+
+
+def test_weight_decay_skips_biases():
+    tx = optim.make_optimizer(_config(optimizer__name="sgd", optimizer__lr=1.0,
+                                      optimizer__momentum=0.0, optimizer__weight_decay=0.5,
+                                      schedule__name="constant"))
+    params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}
+    zero = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zero, tx.init(params), params)
+    np.testing.assert_allclose(updates["kernel"], -0.5)
+    np.testing.assert_allclose(updates["bias"], 0.0)
+
+
+def test_gradient_clipping_bounds_the_update():
+    tx = optim.make_optimizer(_config(optimizer__name="sgd", optimizer__lr=1.0,
+                                      optimizer__momentum=0.0, optimizer__grad_clip_norm=1.0,
+                                      schedule__name="constant"))
+    params = {"kernel": jnp.ones((2, 2))}
+    updates, _ = tx.update({"kernel": jnp.full((2, 2), 10.0)}, tx.init(params), params)
+    assert float(optax.global_norm(updates)) == pytest.approx(1.0)

@@ -1,0 +1,1 @@
+"""Training: config, optimizer, train state and step, mesh, checkpoints, run record, loop."""

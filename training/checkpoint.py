@@ -1,0 +1,42 @@
+"""Orbax checkpoints: train state, data-iterator state and config, saved together.
+
+One `CheckpointManager`, asynchronous, that keeps the last `keep` checkpoints plus the best one
+by the configured metric. Each checkpoint has three items: `state` (the TrainState pytree, with
+step, parameters, optimizer state and root key), `data` (the Grain iterator's state) and
+`config` (the resolved config, so a run directory is self-describing).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+ITEMS = ("state", "data", "config")
+
+
+def manager(directory: Path, *, keep: int, best_metric: str, best_mode: str):
+    best = policies.BestN(get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min",
+                          n=1, keep_checkpoints_without_metrics=False)
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policies.AnyPreservationPolicy([policies.LatestN(keep), best]),
+        enable_async_checkpointing=True)
+    return ocp.CheckpointManager(directory.absolute(), options=options, item_names=ITEMS)
+
+
+def save(mngr, step: int, state, data_state: dict, config: dict, metrics: dict) -> None:
+    mngr.save(step, metrics=metrics, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+        config=ocp.args.JsonSave(config)))
+
+
+def restore_latest(mngr, abstract_state):
+    """(state, data_state, config) of the latest checkpoint, with `abstract_state`'s shardings."""
+    step = mngr.latest_step()
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore(),
+        config=ocp.args.JsonRestore()))
+    return restored.state, restored.data, restored.config

@@ -1,0 +1,65 @@
+"""`launch.py train [--config FILE] [--workdir DIR] [--config.FIELD=VALUE ...] [--stop_after N]`.
+
+Flags are parsed by absl + ml_collections' config_flags (the library's own override syntax and
+type checks); every parsing mistake becomes a one-line UserError.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from absl import flags
+from ml_collections import config_flags
+
+from errors import UserError
+
+DEFAULT_EXPERIMENT = "experiments/lenet5_digits.py"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(argv: list[str], prog: str = "launch.py train"):
+    """(config, flag values) from the command line, or a UserError naming the mistake."""
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", str(ROOT / DEFAULT_EXPERIMENT),
+                                    "experiment file (a get_config() module)", flag_values=fv,
+                                    lock_config=True)
+    flags.DEFINE_string("workdir", None, "run directory (resumed if it holds a run)",
+                        flag_values=fv)
+    flags.DEFINE_integer("stop_after", None, "stop after this step, as if preempted",
+                         flag_values=fv)
+    if "--help" in argv or "-h" in argv:
+        print(__doc__.strip() + "\n\n" + fv.main_module_help())
+        raise SystemExit(0)
+    try:
+        fv([prog, *argv])
+        config = fv.config  # overrides are applied lazily, on first access
+        config.to_dict()
+    except flags.Error as err:
+        raise UserError(_one_line(err)) from None
+    except (AttributeError, KeyError, TypeError, ValueError, OSError) as err:
+        raise UserError(f"bad --config or override: {_one_line(err)}") from None
+    if fv["config"].present == 0 and fv.config is None:
+        raise UserError("no config; pass --config experiments/NAME.py")
+    return config, fv
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).replace("\\n", " ").replace("\n", " ").strip("'\" ")
+    return re.sub(r"\s+", " ", text)
+
+
+def default_workdir(config_path: str, model: str) -> Path:
+    name = Path(config_path).stem
+    return ROOT / "runs" / f"{name}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def main(argv: list[str]) -> int:
+    config, fv = parse(argv)
+    from training import loop  # after parsing: `--help` and bad flags answer without loading jax
+
+    workdir = Path(fv.workdir) if fv.workdir else default_workdir(fv["config"].config_filename,
+                                                                  config.model.name)
+    loop.train(config, workdir, stop_after=fv.stop_after)
+    return 0

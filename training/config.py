@@ -1,0 +1,119 @@
+"""The base config every experiment starts from, and its validation.
+
+Experiment files call `base_config()` and change what they study; the command line overrides any
+field (`--config.optimizer.lr=0.1`). `validate` runs before anything is built or written, so a
+mistake costs one line on stderr and no half-written run directory.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+from errors import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "step", "cosine", "warmup_cosine", "linear")
+BEST_MODES = ("max", "min")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    # Fields beside `name` are passed to the model's factory as options (act, norm, ...).
+    c.model = ml_collections.ConfigDict({"name": "lenet5"})
+
+    c.data = ml_collections.ConfigDict({
+        "name": "digits",
+        "data_dir": config_dict.placeholder(str),  # else $TFDS_DATA_DIR, else ~/tensorflow_datasets
+        "train_split": "train",
+        "eval_split": "test",
+        "image_size": 32,        # examples are resized to image_size x image_size
+        "cache": False,          # decode + resize once and hold the split in memory (small sets)
+        "augment": "",           # host-side ops, e.g. "random_crop(32, pad=4)|flip_lr"
+        "num_workers": 0,        # Grain worker processes (0: in the main process)
+        "prefetch": 2,           # batches buffered per worker
+    })
+
+    c.train = ml_collections.ConfigDict({
+        "steps": 1000,
+        "batch_size": 64,        # global: the maths does not depend on the device count
+        "label_smoothing": 0.0,
+        "aux_loss_weight": 0.3,  # auxiliary classifiers (GoogLeNet): weight per head
+        "log_every_steps": 50,
+    })
+
+    c.optimizer = ml_collections.ConfigDict({
+        "name": "adam",
+        "lr": 1e-3,
+        "momentum": 0.9,         # sgd, rmsprop
+        "nesterov": False,       # sgd
+        "b1": 0.9,               # adam, adamw
+        "b2": 0.999,
+        "weight_decay": 0.0,     # L2 for sgd/adam (coupled), decoupled for adamw; kernels only
+        "grad_clip_norm": 0.0,   # 0: no clipping
+    })
+
+    c.schedule = ml_collections.ConfigDict({
+        "name": "cosine",
+        "warmup_steps": 0,       # linear warm-up from 0 before any schedule
+        "final_lr_fraction": 0.0,  # cosine/linear end at lr * this
+        "boundaries": (),        # step schedule: steps where lr is multiplied by `factor`
+        "factor": 0.1,
+    })
+
+    c.eval = ml_collections.ConfigDict({
+        "every_steps": 500,
+        "batch_size": 256,
+        "prefix": "test",        # metric names: test/loss, test/accuracy, test/top5
+    })
+
+    c.checkpoint = ml_collections.ConfigDict({
+        "every_steps": 500,      # a multiple of eval.every_steps: each checkpoint has its metrics
+        "keep": 2,               # the last `keep`, plus the best by `best_metric`
+        "best_metric": "test/accuracy",
+        "best_mode": "max",
+    })
+    return c
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Checks what can be checked without building anything; raises UserError."""
+    t, o, s = c.train, c.optimizer, c.schedule
+    _require(t.steps > 0, f"train.steps must be positive, got {t.steps}")
+    _require(t.batch_size > 0 and t.batch_size % num_devices == 0,
+             f"train.batch_size={t.batch_size} is not divisible by the {num_devices} devices; "
+             f"use a multiple of {num_devices}")
+    _require(c.eval.batch_size > 0 and c.eval.batch_size % num_devices == 0,
+             f"eval.batch_size={c.eval.batch_size} is not divisible by the {num_devices} devices; "
+             f"use a multiple of {num_devices}")
+    _require(o.name in OPTIMIZERS,
+             f"unknown optimizer.name {o.name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    _require(o.lr > 0, f"optimizer.lr must be positive, got {o.lr}")
+    _require(s.name in SCHEDULES,
+             f"unknown schedule.name {s.name!r}; choose one of {', '.join(SCHEDULES)}")
+    _require(0 <= s.warmup_steps < t.steps,
+             f"schedule.warmup_steps={s.warmup_steps} must be in [0, train.steps={t.steps})")
+    _require(list(s.boundaries) == sorted(s.boundaries),
+             f"schedule.boundaries {tuple(s.boundaries)} must be increasing")
+    _require(c.eval.every_steps > 0, "eval.every_steps must be positive")
+    _require(c.checkpoint.every_steps > 0 and c.checkpoint.every_steps % c.eval.every_steps == 0,
+             f"checkpoint.every_steps={c.checkpoint.every_steps} must be a positive multiple of "
+             f"eval.every_steps={c.eval.every_steps}, so every checkpoint is ranked by fresh metrics")
+    _require(c.checkpoint.keep >= 1, "checkpoint.keep must be at least 1")
+    _require(c.checkpoint.best_mode in BEST_MODES,
+             f"checkpoint.best_mode must be 'max' or 'min', got {c.checkpoint.best_mode!r}")
+    _require(c.data.image_size > 0, f"data.image_size must be positive, got {c.data.image_size}")
+    _require(c.data.num_workers >= 0, "data.num_workers must be >= 0")
+    _require(t.log_every_steps > 0, "train.log_every_steps must be positive")
+
+
+def model_options(c: ml_collections.ConfigDict) -> dict:
+    """The model's factory options: every `model.*` field except `name`."""
+    return {k: v for k, v in c.model.to_dict().items() if k != "name"}
