@@ -28,12 +28,15 @@ def to_float_image(image: np.ndarray, size: int) -> np.ndarray:
     return np.stack(channels, axis=-1)
 
 
-def decode(record: dict, image_size: int) -> dict:
-    return {"image": to_float_image(record["image"], image_size),
-            "label": np.int32(record["label"])}
+def decode(record: dict, image_size: int, pad: int = 0) -> dict:
+    """A record as float32 image_size x image_size, then `pad` zero pixels on every side."""
+    image = to_float_image(record["image"], image_size)
+    if pad:
+        image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+    return {"image": image, "label": np.int32(record["label"])}
 
 
-def decoded(source, *, image_size: int, cache: bool, shard_index: int = 0,
+def decoded(source, *, image_size: int, cache: bool, pad: int = 0, shard_index: int = 0,
             shard_count: int = 1) -> grain.MapDataset:
     """This process's shard of `source`, decoded; with `cache`, decoded once and kept in memory.
 
@@ -41,7 +44,7 @@ def decoded(source, *, image_size: int, cache: bool, shard_index: int = 0,
     resizing every record every epoch costs more than the train step, hence the list.
     """
     ds = grain.MapDataset.source(source)[shard_index::shard_count]
-    ds = ds.map(functools.partial(decode, image_size=image_size))
+    ds = ds.map(functools.partial(decode, image_size=image_size, pad=pad))
     if cache:
         ds = grain.MapDataset.source([ds[i] for i in range(len(ds))])
     return ds

@@ -54,31 +54,36 @@ def prepare(name: str, data_dir: str | None) -> str:
         try:
             b.download_and_prepare()
         except Exception as err:  # TFDS raises many kinds: network, manual dir, missing extras
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(f"could not prepare dataset {name!r} in {b.data_dir}: {first_line}; "
+            raise UserError(f"could not prepare dataset {name!r} in {b.data_dir}: "
+                            f"{_first_line(err)}; "
                             "prepare it on a connected machine with `launch.py prepare "
                             f"{name}` and copy the folder here") from None
     return str(b.data_path)
 
 
 def open_split(name: str, split: str, data_dir: str | None):
-    """A random-access source (len, __getitem__) of dicts for `split` of dataset `name`."""
+    """A random-access source (len, __getitem__) of dicts for `split` of dataset `name`.
+
+    Reads through `tfds.data_source`, so `tfds.testing.mock_data` stands in for it in tests.
+    """
     b = builder(name, data_dir)
-    if not is_prepared(b):
-        if name.split(":")[0] in _embedded_builders():
-            prepare(name, data_dir)
-            b = builder(name, data_dir)  # a fresh builder reads the split info just written
-        else:
-            raise UserError(
-                f"dataset {name!r} is not prepared in {resolve_data_dir(data_dir)}; run "
-                f"`launch.py prepare {name} --data-dir {resolve_data_dir(data_dir)}` "
-                "(needs the network or a manual download dir), or set TFDS_DATA_DIR")
+    if name.split(":")[0] in _embedded_builders() and not is_prepared(b):
+        prepare(name, data_dir)
     try:
-        return b.as_data_source(split=split)
-    except (ValueError, KeyError) as err:
-        splits = ", ".join(b.info.splits.keys())
-        raise UserError(f"dataset {name!r} has no split {split!r} ({err}); its splits: {splits}") \
-            from None
+        return tfds.data_source(name, split=split, data_dir=resolve_data_dir(data_dir),
+                                download=False)
+    except ValueError as err:  # an unknown split or a bad slice
+        raise UserError(f"dataset {name!r} has no split {split!r}: {_first_line(err)}") from None
+    except (NotImplementedError, AssertionError, FileNotFoundError):
+        raise UserError(
+            f"dataset {name!r} is not prepared as ArrayRecord in {resolve_data_dir(data_dir)}; "
+            f"run `launch.py prepare {name} --data-dir {resolve_data_dir(data_dir)}` (needs the "
+            "network or a manual download dir), or set TFDS_DATA_DIR") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def num_classes(name: str, data_dir: str | None) -> int:

@@ -61,3 +61,13 @@ def test_unknown_dataset_and_split_are_user_errors():
         sources.open_split("no_such_dataset_xyz", "train", None)
     with pytest.raises(UserError, match="no split 'val'"):
         sources.open_split("digits", "val", None)
+
+
+def test_any_tfds_dataset_reads_through_the_same_path():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        source = sources.open_split("cifar10", "train", None)
+        assert len(source) == 12
+        assert source[0]["image"].shape == (32, 32, 3)
+        assert sources.num_classes("cifar10", None) == 10

@@ -1,4 +1,5 @@
-"""`launch.py train [--config FILE] [--workdir DIR] [--config.FIELD=VALUE ...] [--stop_after N]`.
+"""`launch.py train [--config FILE] [--workdir DIR] [--config.FIELD=VALUE ...] [--stop_after N]
+[--distributed]`.
 
 Flags are parsed by absl + ml_collections' config_flags (the library's own override syntax and
 type checks); every parsing mistake becomes a one-line UserError.
@@ -29,6 +30,8 @@ def parse(argv: list[str], prog: str = "launch.py train"):
                         flag_values=fv)
     flags.DEFINE_integer("stop_after", None, "stop after this step, as if preempted",
                          flag_values=fv)
+    flags.DEFINE_bool("distributed", False, "multi-host: call jax.distributed.initialize() first",
+                      flag_values=fv)
     if "--help" in argv or "-h" in argv:
         print(__doc__.strip() + "\n\n" + fv.main_module_help())
         raise SystemExit(0)
@@ -57,6 +60,10 @@ def default_workdir(config_path: str, model: str) -> Path:
 
 def main(argv: list[str]) -> int:
     config, fv = parse(argv)
+    if fv.distributed:
+        import jax
+
+        jax.distributed.initialize()
     from training import loop  # after parsing: `--help` and bad flags answer without loading jax
 
     workdir = Path(fv.workdir) if fv.workdir else default_workdir(fv["config"].config_filename,

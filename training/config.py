@@ -15,6 +15,7 @@ from errors import UserError
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine", "linear")
 BEST_MODES = ("max", "min")
+MIXES = ("none", "mixup", "cutmix")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -29,9 +30,11 @@ def base_config() -> ml_collections.ConfigDict:
         "data_dir": config_dict.placeholder(str),  # else $TFDS_DATA_DIR, else ~/tensorflow_datasets
         "train_split": "train",
         "eval_split": "test",
-        "image_size": 32,        # examples are resized to image_size x image_size
+        "image_size": 32,        # examples are resized to image_size x image_size,
+        "pad": 0,                # then get this many zero pixels on every side
         "cache": False,          # decode + resize once and hold the split in memory (small sets)
         "augment": "",           # host-side ops, e.g. "random_crop(32, pad=4)|flip_lr"
+        "device_augment": "",    # the same ops run in the compiled step, per-example keys
         "num_workers": 0,        # Grain worker processes (0: in the main process)
         "prefetch": 2,           # batches buffered per worker
     })
@@ -41,6 +44,8 @@ def base_config() -> ml_collections.ConfigDict:
         "batch_size": 64,        # global: the maths does not depend on the device count
         "label_smoothing": 0.0,
         "aux_loss_weight": 0.3,  # auxiliary classifiers (GoogLeNet): weight per head
+        "mix": "none",           # batch mixing on device: none, mixup, cutmix
+        "mix_alpha": 0.2,        # Beta(alpha, alpha) for the mixing weight
         "log_every_steps": 50,
     })
 
@@ -110,8 +115,11 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(c.checkpoint.best_mode in BEST_MODES,
              f"checkpoint.best_mode must be 'max' or 'min', got {c.checkpoint.best_mode!r}")
     _require(c.data.image_size > 0, f"data.image_size must be positive, got {c.data.image_size}")
+    _require(c.data.pad >= 0, f"data.pad must be >= 0, got {c.data.pad}")
     _require(c.data.num_workers >= 0, "data.num_workers must be >= 0")
     _require(t.log_every_steps > 0, "train.log_every_steps must be positive")
+    _require(t.mix in MIXES, f"unknown train.mix {t.mix!r}; choose one of {', '.join(MIXES)}")
+    _require(0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
 
 
 def model_options(c: ml_collections.ConfigDict) -> dict:

@@ -21,7 +21,8 @@ from flax import nnx
 import models
 from data import pipeline, sources
 from errors import UserError
-from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, record
+from training import checkpoint, config as config_lib, device_augment, mesh as mesh_lib, metrics
+from training import optim, record
 from training import state as state_lib, step as step_lib
 from training.progress import ProgressReporter
 
@@ -113,12 +114,13 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     state = mesh_lib.put_state(state, mesh)
     train_step = mesh_lib.compile_train_step(step_lib.make_train_step(
         defs, tx, num_classes=data.num_classes, label_smoothing=c.train.label_smoothing,
-        aux_loss_weight=c.train.aux_loss_weight), mesh)
+        aux_loss_weight=c.train.aux_loss_weight,
+        device_augment=device_augment.build(c, data.num_classes)), mesh)
     eval_step = mesh_lib.compile_eval_step(
         step_lib.make_eval_step(defs, num_classes=data.num_classes), mesh)
 
     shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
-    decode = dict(image_size=c.data.image_size, cache=c.data.cache, **shard)
+    decode = dict(image_size=c.data.image_size, pad=c.data.pad, cache=c.data.cache, **shard)
     train_iter = iter(pipeline.train_dataset(
         pipeline.decoded(data.train_source, **decode),
         batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,

@@ -23,10 +23,11 @@ DeviceAugment = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
                   label_smoothing: float) -> jax.Array:
-    """Per-example cross-entropy; `labels` are class ids or (mixed) probability vectors."""
+    """Per-example cross-entropy; `labels` are class ids, smoothed here, or probability vectors
+    (mixed batches), which arrive already smoothed."""
     if labels.ndim == 1:
         labels = jax.nn.one_hot(labels, num_classes)
-    labels = optax.smooth_labels(labels, label_smoothing) if label_smoothing else labels
+        labels = optax.smooth_labels(labels, label_smoothing) if label_smoothing else labels
     return optax.softmax_cross_entropy(logits, labels)
 
 

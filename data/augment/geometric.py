@@ -1,0 +1,258 @@
+"""Geometric ops: crops, flips, and affine warps (rotate, translate, scale; shear for policies).
+
+Every warp is one inverse affine map in (row, col) pixel coordinates, input = A @ output + b,
+sampled bilinearly with zero fill outside the image. On device the sampling is
+`dm_pix.affine_transform(order=1)`; on the host `affine_host` mirrors its maths in NumPy (a
+point blends its four neighbours), so the two twins agree to float rounding for the same (A, b).
+"""
+
+from __future__ import annotations
+
+import math
+
+import dm_pix as pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from data.augment.registry import Pair, non_negative, positive, probability, register
+from errors import UserError
+
+# --------------------------------------------------------------------------- affine maps (xp)
+
+def _f32(xp, v):
+    return xp.asarray(v, xp.float32)
+
+
+def _about_centre(xp, shape, matrix):
+    """(A, b) for the linear map `matrix` applied about the image centre, as dm_pix.rotate does."""
+    centre = _f32(xp, [(shape[0] - 1) / 2, (shape[1] - 1) / 2])
+    return matrix, centre - matrix @ centre
+
+
+def rotation(xp, shape, degrees):
+    """dm_pix.rotate's inverse matrix, so positive angles turn the content counter-clockwise."""
+    a = _f32(xp, degrees) * _f32(xp, math.pi / 180)
+    c, s = xp.cos(a), xp.sin(a)
+    return _about_centre(xp, shape, xp.stack([xp.stack([c, s]), xp.stack([-s, c])]))
+
+
+def zoom(xp, shape, factor):
+    """Magnify by `factor` about the centre (factor < 1 shrinks and leaves a zero border)."""
+    inv = 1 / _f32(xp, factor)
+    zero = _f32(xp, 0)
+    return _about_centre(xp, shape, xp.stack([xp.stack([inv, zero]), xp.stack([zero, inv])]))
+
+
+def shift(xp, dy, dx):
+    """Move the content down by dy and right by dx pixels."""
+    return _f32(xp, np.eye(2)), -xp.stack([_f32(xp, dy), _f32(xp, dx)])
+
+
+def shear(xp, amount, axis):
+    """PIL's ShearX/ShearY (AutoAugment's ops): about the top-left corner, x' = x + amount * y."""
+    v, one, zero = _f32(xp, amount), _f32(xp, 1), _f32(xp, 0)
+    rows = ([one, zero], [v, one]) if axis == "x" else ([one, v], [zero, one])
+    return xp.stack([xp.stack(r) for r in rows]), xp.zeros(2, xp.float32)
+
+
+# --------------------------------------------------------------------------- the two samplers
+
+# How far outside [0, size-1] a sample may fall and still read the edge pixel. Without it an
+# output pixel that maps exactly onto the border (common with "round" shears and shifts) reads
+# the image or the zero fill depending on the last bit of rounding, which differs between
+# NumPy and XLA (XLA may fuse a multiply-add). A thousandth of a pixel changes nothing visible.
+BORDER = 1e-3
+
+
+def _inside(xp, shape, matrix, offset):
+    """(H, W) mask of output pixels whose sample point lies in the image (within BORDER)."""
+    h, w = shape[:2]
+    r = xp.arange(h, dtype=xp.float32)[:, None]
+    c = xp.arange(w, dtype=xp.float32)[None, :]
+    y = matrix[0, 0] * r + matrix[0, 1] * c + offset[0]
+    x = matrix[1, 0] * r + matrix[1, 1] * c + offset[1]
+    return (y >= -BORDER) & (y <= h - 1 + BORDER) & (x >= -BORDER) & (x <= w - 1 + BORDER)
+
+
+def affine_device(image, matrix, offset):
+    """Bilinear warp with zero fill: dm-pix resamples (edge-clamped), `_inside` zeroes outside.
+
+    dm-pix's own mode="constant" has no border tolerance (see BORDER), hence the mask here.
+    """
+    m = jnp.eye(3, dtype=jnp.float32).at[:2, :2].set(matrix)
+    o = jnp.concatenate([offset, jnp.zeros(1, jnp.float32)])
+    warped = pix.affine_transform(image, m, offset=o, order=1, mode="nearest")
+    return jnp.where(_inside(jnp, image.shape, matrix, offset)[..., None], warped, 0)
+
+
+def affine_host(image, matrix, offset):
+    """NumPy twin of `affine_device` (dm-pix's flat_nd_linear_interpolate, in 2-D)."""
+    h, w = image.shape[:2]
+    r, c = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
+                       indexing="ij")
+    matrix, offset = np.asarray(matrix, np.float32), np.asarray(offset, np.float32)
+    y = matrix[0, 0] * r + matrix[0, 1] * c + offset[0]
+    x = matrix[1, 0] * r + matrix[1, 1] * c + offset[1]
+    y0, x0 = np.floor(y), np.floor(x)
+    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+    top, bottom = np.clip(y0, 0, h - 1).astype(int), np.clip(np.ceil(y), 0, h - 1).astype(int)
+    left, right = np.clip(x0, 0, w - 1).astype(int), np.clip(np.ceil(x), 0, w - 1).astype(int)
+    out = ((1 - wy) * ((1 - wx) * image[top, left] + wx * image[top, right])
+           + wy * ((1 - wx) * image[bottom, left] + wx * image[bottom, right]))
+    return np.where(_inside(np, image.shape, matrix, offset)[..., None], out, 0).astype(np.float32)
+
+
+def _warp_ops(build):
+    """Host and device applies of a warp whose (A, b) comes from `build(xp, shape, **params)`."""
+    def host(image, **params):
+        return affine_host(image, *build(np, image.shape, **params))
+
+    def device(image, **params):
+        return affine_device(image, *build(jnp, image.shape, **params))
+
+    return host, device
+
+
+rotate_host, rotate_device = _warp_ops(lambda xp, shape, angle: rotation(xp, shape, angle))
+scale_host, scale_device = _warp_ops(lambda xp, shape, factor: zoom(xp, shape, factor))
+translate_host, translate_device = _warp_ops(lambda xp, shape, dy, dx: shift(xp, dy, dx))
+
+
+# --------------------------------------------------------------------------- crops
+
+def random_crop_host(image, top, left, size, pad):
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+    return padded[top:top + size, left:left + size]
+
+
+def random_crop_device(image, top, left, size, pad):
+    # Not dm_pix.random_crop: it draws its offsets inside; we draw them in `draw` so the host
+    # twin can share them. (Its own docs point to lax.dynamic_slice for a given offset.)
+    padded = jnp.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+    return jax.lax.dynamic_slice(padded, (top, left, 0), (size, size, image.shape[2]))
+
+
+@register("random_crop", host=random_crop_host, device=random_crop_device,
+          check=lambda size, pad: (positive(size=size), non_negative(pad=pad)))
+def draw_random_crop(s, shape, size: int, pad: int = 0):
+    """Zero-pad by `pad` on each side, then a uniformly placed size x size window."""
+    if size > shape[0] + 2 * pad or size > shape[1] + 2 * pad:
+        raise UserError(f"augmentation op random_crop({size}, pad={pad}) is larger than the "
+                         f"{shape[0]}x{shape[1]} image")
+    return dict(top=s.integer(0, shape[0] + 2 * pad - size),
+                left=s.integer(0, shape[1] + 2 * pad - size), size=size, pad=pad)
+
+
+def resample_matrix(xp, start, length, out_size, in_size):
+    """Rows of weights mapping `in_size` pixels to `out_size`, reading [start, start + length).
+
+    Output pixel i reads around input start + (i + 0.5) * length / out_size - 0.5 (pixel
+    centres). The tent widens by the shrink factor when shrinking (antialiasing), and rows
+    renormalise at the borders: this is PIL's BILINEAR resize of the box (a test checks it),
+    the resize the data pipeline uses. Written by hand because dm-pix has no resize; as plain
+    xp maths it is shared verbatim by both twins.
+    """
+    length = _f32(xp, length)
+    step = length / out_size
+    centres = _f32(xp, start) + (xp.arange(out_size, dtype=xp.float32) + 0.5) * step - 0.5
+    width = xp.maximum(step, _f32(xp, 1))
+    dist = xp.abs(xp.arange(in_size, dtype=xp.float32)[None, :] - centres[:, None]) / width
+    weights = xp.maximum(0, 1 - dist)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def resized_crop(xp, image, top, left, height, width, size):
+    rows = resample_matrix(xp, top, height, size, image.shape[0])
+    cols = resample_matrix(xp, left, width, size, image.shape[1])
+    return xp.einsum("ih,hwc,jw->ijc", rows, image, cols).astype(xp.float32)
+
+
+@register("random_resized_crop",
+          host=lambda image, **p: resized_crop(np, image, **p),
+          device=lambda image, **p: resized_crop(jnp, image, **p),
+          check=lambda size, scale, ratio: positive(size=size, scale_low=scale[0],
+                                                    ratio_low=ratio[0]))
+def draw_random_resized_crop(s, shape, size: int, scale: Pair = (0.08, 1.0),
+                             ratio: Pair = (3 / 4, 4 / 3)):
+    """Inception-style crop (torchvision's get_params, its 10 tries drawn at once), resized."""
+    xp, (h_img, w_img) = s.xp, shape[:2]
+    area = s.uniform(scale[0], scale[1], (10,)) * (h_img * w_img)
+    aspect = xp.exp(s.uniform(math.log(ratio[0]), math.log(ratio[1]), (10,)))
+    w, h = xp.round(xp.sqrt(area * aspect)), xp.round(xp.sqrt(area / aspect))
+    fits = (w > 0) & (w <= w_img) & (h > 0) & (h <= h_img)
+    first, found = xp.argmax(fits), xp.any(fits)
+    fh, fw = _central_fallback(h_img, w_img, ratio)
+    h = xp.where(found, h[first], fh).astype(xp.int32)
+    w = xp.where(found, w[first], fw).astype(xp.int32)
+    top = xp.where(found, s.integer(0, h_img - h), (h_img - fh) // 2)
+    left = xp.where(found, s.integer(0, w_img - w), (w_img - fw) // 2)
+    return dict(top=top, left=left, height=h, width=w, size=size)
+
+
+def _central_fallback(h, w, ratio):
+    """torchvision's crop when no try fits: the whole image, cut to the nearest allowed ratio."""
+    if w / h < ratio[0]:
+        return int(round(w / ratio[0])), w
+    if w / h > ratio[1]:
+        return h, int(round(h * ratio[1]))
+    return h, w
+
+
+# --------------------------------------------------------------------------- flips
+
+def _flip_ops(axis, pix_flip):
+    def host(image, flip):
+        return np.flip(image, axis) if flip else image
+
+    def device(image, flip):
+        return jnp.where(flip, pix_flip(image), image)
+
+    return host, device
+
+
+flip_lr_host, flip_lr_device = _flip_ops(1, pix.flip_left_right)
+flip_ud_host, flip_ud_device = _flip_ops(0, pix.flip_up_down)
+
+
+@register("flip_lr", host=flip_lr_host, device=flip_lr_device,
+          check=probability)
+def draw_flip_lr(s, shape, p: float = 0.5):
+    """Mirror left-right with probability p."""
+    return dict(flip=s.coin(p))
+
+
+@register("flip_ud", host=flip_ud_host, device=flip_ud_device,
+          check=probability)
+def draw_flip_ud(s, shape, p: float = 0.5):
+    """Mirror top-bottom with probability p."""
+    return dict(flip=s.coin(p))
+
+
+# --------------------------------------------------------------------------- warps
+
+@register("rotate", host=rotate_host, device=rotate_device,
+          check=non_negative)
+def draw_rotate(s, shape, degrees: float):
+    """Rotate about the centre by an angle uniform in [-degrees, degrees]; zero fill."""
+    return dict(angle=s.uniform(-degrees, degrees))
+
+
+@register("translate", host=translate_host, device=translate_device,
+          check=non_negative)
+def draw_translate(s, shape, fraction: float):
+    """Shift by whole pixels, uniform in +-fraction of the height and width (as torchvision)."""
+    xp = s.xp
+    return dict(dy=xp.round(s.uniform(-fraction, fraction) * shape[0]),
+                dx=xp.round(s.uniform(-fraction, fraction) * shape[1]))
+
+
+@register("scale", host=scale_host, device=scale_device,
+          check=lambda range: positive(range_low=_scale_range(range)[0]))
+def draw_scale(s, shape, range: float | Pair):
+    """Zoom about the centre by a factor uniform in range=(low, high); a number r means 1 +- r."""
+    return dict(factor=s.uniform(*_scale_range(range)))
+
+
+def _scale_range(r):
+    return (1 - r, 1 + r) if isinstance(r, float) else r
