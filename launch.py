@@ -15,6 +15,10 @@ from errors import UserError
 COMMANDS = {
     "train": ("training.cli", "train a model from an experiment config (resumes an existing --workdir)"),
     "models": ("models.cli", "list the registered networks"),
+    "prepare": ("data.cli", "download and write a TFDS dataset as ArrayRecord files"),
+    "summary": ("models.summary_cli", "per-layer shapes, parameters, FLOPs, receptive fields of a network"),
+    "stats": ("data.stats_cli", "per-channel mean/std of a dataset, cached for normalize(NAME)"),
+    "show-data": ("data.show_cli", "a picture grid of augmented training examples with their labels"),
 }
 
 

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import grain
 import numpy as np
+from absl import flags as absl_flags
 from PIL import Image
 
 
@@ -50,6 +51,30 @@ def decoded(source, *, image_size: int, cache: bool, pad: int = 0, shard_index: 
     return ds
 
 
+def labels_of(ds: grain.MapDataset) -> np.ndarray:
+    """Every record's label (a full pass: cheap on a cached dataset)."""
+    return np.array([int(ds[i]["label"]) for i in range(len(ds))])
+
+
+def balanced(ds: grain.MapDataset, labels: np.ndarray, seed: int) -> grain.MapDataset:
+    """An epoch with every class as often as the largest one: the smaller classes' records
+    repeated whole, then topped up by a seeded draw without replacement."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    target = max(int(np.sum(labels == k)) for k in classes)
+    picked = []
+    for k in classes:
+        members = np.flatnonzero(labels == k)
+        repeats, rest = divmod(target, len(members))
+        picked += [np.tile(members, repeats), rng.choice(members, rest, replace=False)]
+    order = np.sort(np.concatenate(picked))  # Grain's shuffle orders the epoch
+    return _subset(ds, order)
+
+
+def _subset(ds: grain.MapDataset, indices: np.ndarray) -> grain.MapDataset:
+    return grain.MapDataset.range(len(indices)).map(lambda i: ds[int(indices[i])])
+
+
 def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
                   augment: Callable | None = None, num_workers: int = 0, prefetch: int = 2):
     """An endless iterable of batches of `batch_size` (this process's share of the batch)."""
@@ -58,6 +83,9 @@ def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
         ds = ds.random_map(lambda ex, rng: {**ex, "image": augment(ex["image"], rng)})
     ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
     if num_workers > 0:
+        # Grain's workers read absl's global flags; our CLI parses its own FlagValues.
+        if not absl_flags.FLAGS.is_parsed():
+            absl_flags.FLAGS.mark_as_parsed()
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(
             num_workers=num_workers, per_worker_buffer_size=prefetch))
     return ds

@@ -23,19 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def parse(argv: list[str], prog: str = "launch.py train"):
     """(config, flag values) from the command line, or a UserError naming the mistake."""
     fv = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", str(ROOT / DEFAULT_EXPERIMENT),
-                                    "experiment file (a get_config() module)", flag_values=fv,
-                                    lock_config=True)
     flags.DEFINE_string("workdir", None, "run directory (resumed if it holds a run)",
                         flag_values=fv)
     flags.DEFINE_integer("stop_after", None, "stop after this step, as if preempted",
                          flag_values=fv)
     flags.DEFINE_bool("distributed", False, "multi-host: call jax.distributed.initialize() first",
                       flag_values=fv)
-    if "--help" in argv or "-h" in argv:
-        print(__doc__.strip() + "\n\n" + fv.main_module_help())
-        raise SystemExit(0)
     try:
+        # sys_argv: config_flags reads the overrides from it (default: the real sys.argv).
+        config_flags.DEFINE_config_file(
+            "config", str(ROOT / DEFAULT_EXPERIMENT), "experiment file (a get_config() module)",
+            flag_values=fv, lock_config=True, sys_argv=[prog, *argv])
+        if "--help" in argv or "-h" in argv:
+            print(__doc__.strip() + "\n\n" + fv.main_module_help())
+            raise SystemExit(0)
         fv([prog, *argv])
         config = fv.config  # overrides are applied lazily, on first access
         config.to_dict()
@@ -43,14 +44,15 @@ def parse(argv: list[str], prog: str = "launch.py train"):
         raise UserError(_one_line(err)) from None
     except (AttributeError, KeyError, TypeError, ValueError, OSError) as err:
         raise UserError(f"bad --config or override: {_one_line(err)}") from None
-    if fv["config"].present == 0 and fv.config is None:
-        raise UserError("no config; pass --config experiments/NAME.py")
     return config, fv
 
 
-def _one_line(err: Exception) -> str:
-    text = str(err).replace("\\n", " ").replace("\n", " ").strip("'\" ")
-    return re.sub(r"\s+", " ", text)
+def _one_line(err: BaseException) -> str:
+    # ml_collections wraps a KeyError (whose text is a repr) in an AttributeError: unwrap.
+    message: object = err
+    while isinstance(message, BaseException) and message.args:
+        message = message.args[0]
+    return re.sub(r"\s+", " ", str(message)).strip()
 
 
 def default_workdir(config_path: str, model: str) -> Path:
@@ -66,6 +68,8 @@ def main(argv: list[str]) -> int:
         jax.distributed.initialize()
     from training import loop  # after parsing: `--help` and bad flags answer without loading jax
 
+    if fv.stop_after is not None and fv.stop_after < 1:
+        raise UserError(f"--stop_after must be a step >= 1, got {fv.stop_after}")
     workdir = Path(fv.workdir) if fv.workdir else default_workdir(fv["config"].config_filename,
                                                                   config.model.name)
     loop.train(config, workdir, stop_after=fv.stop_after)
