@@ -14,6 +14,7 @@ from errors import UserError
 
 COMMANDS = {
     "train": ("training.cli", "train a model from an experiment config (resumes an existing --workdir)"),
+    "sweep": ("training.sweep", "run an experiment's get_sweep() ablation and aggregate over seeds"),
     "models": ("models.cli", "list the registered networks"),
     "prepare": ("data.cli", "download and write a TFDS dataset as ArrayRecord files"),
     "summary": ("models.summary_cli", "per-layer shapes, parameters, FLOPs, receptive fields of a network"),

@@ -66,3 +66,30 @@ def test_resumed_iterator_equals_uninterrupted_batch_by_batch():
         got = next(resumed)
         np.testing.assert_array_equal(got["image"], expected["image"])
         np.testing.assert_array_equal(got["label"], expected["label"])
+
+
+def _add_noise(image, rng):
+    return image + rng.normal(size=image.shape).astype(np.float32)
+
+
+def test_balanced_epoch_has_every_class_equally_often():
+    records = [{"image": np.full((2, 2, 1), i, np.uint8), "label": 0 if i < 14 else 1 + i % 2}
+               for i in range(20)]  # 14 of class 0, 3 each of classes 1 and 2
+    ds = pipeline.decoded(records, image_size=2, cache=True)
+    bal = pipeline.balanced(ds, pipeline.labels_of(ds), seed=0)
+    assert np.bincount(pipeline.labels_of(bal)).tolist() == [14, 14, 14]
+    ids = [int(round(bal[i]["image"][0, 0, 0] * 255)) for i in range(len(bal))]
+    assert set(ids) == set(range(20)), "every record appears"
+
+
+def test_worker_processes_give_the_same_batches_and_resume():
+    ds = pipeline.decoded(_records(20), image_size=4, cache=True)
+    make = lambda workers: iter(pipeline.train_dataset(ds, batch_size=5, seed=2,
+                                                       augment=_add_noise, num_workers=workers))
+    local, workers = make(0), make(2)
+    for _ in range(3):
+        np.testing.assert_array_equal(next(local)["image"], next(workers)["image"])
+    state = workers.get_state()
+    resumed = make(2)
+    resumed.set_state(state)
+    np.testing.assert_array_equal(next(resumed)["image"], next(local)["image"])

@@ -32,7 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
         "eval_split": "test",
         "image_size": 32,        # examples are resized to image_size x image_size,
         "pad": 0,                # then get this many zero pixels on every side
+        "balance": False,        # sample every class equally often (oversampling the rarer)
         "cache": False,          # decode + resize once and hold the split in memory (small sets)
+        "skip_bad": False,       # folder datasets: leave out unreadable images (else stop, naming it)
         "augment": "",           # host-side ops, e.g. "random_crop(32, pad=4)|flip_lr"
         "device_augment": "",    # the same ops run in the compiled step, per-example keys
         "num_workers": 0,        # Grain worker processes (0: in the main process)

@@ -41,11 +41,13 @@ class Data:
 
 def open_data(c: ml_collections.ConfigDict) -> Data:
     d = c.data
-    train_source = sources.open_split(d.name, d.train_split, d.data_dir)
-    eval_source = sources.open_split(d.name, d.eval_split, d.data_dir)
-    image_shape = sources.builder(d.name, d.data_dir).info.features["image"].shape
+    train_source = sources.open_split(d.name, d.train_split, d.data_dir, skip_bad=d.skip_bad)
+    eval_source = sources.open_split(d.name, d.eval_split, d.data_dir, skip_bad=d.skip_bad)
+    from data import stats  # normalize(NAME) finds its cached statistics in the run's data dir
+
+    stats.use_data_dir(d.data_dir)
     return Data(train_source, eval_source, sources.num_classes(d.name, d.data_dir),
-                in_channels=image_shape[-1])
+                in_channels=sources.image_channels(d.name, d.data_dir))
 
 
 def build_model(c: ml_collections.ConfigDict, data: Data) -> nnx.Module:
@@ -91,12 +93,43 @@ def check_resumable(workdir: Path, c: ml_collections.ConfigDict) -> bool:
     return (workdir / "checkpoints").exists()
 
 
-def evaluate(eval_step, state, eval_ds, num_batches: int, c, mesh) -> dict[str, float]:
+def evaluate(eval_step, state, inputs: "Inputs", c, mesh) -> dict[str, float]:
     per_process = c.eval.batch_size // jax.process_count()
     totals = None
-    for batch in pipeline.eval_batches(eval_ds, batch_size=per_process, num_batches=num_batches):
+    for batch in pipeline.eval_batches(inputs.eval_ds, batch_size=per_process,
+                                       num_batches=inputs.eval_batches):
         totals = metrics.add(totals, eval_step(state, mesh_lib.global_batch(batch, mesh)))
     return metrics.reduce(totals, c.eval.prefix)
+
+
+@dataclass
+class Inputs:
+    train_iter: object
+    eval_ds: object
+    eval_batches: int
+    class_counts: np.ndarray | None  # this process's train records per class, when known
+
+
+def build_inputs(c: ml_collections.ConfigDict, data: Data) -> Inputs:
+    """This process's train stream and eval set. Class counts are reported when they come
+    cheap (a cached set) or are needed (balanced sampling): a full pass otherwise."""
+    shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
+    decode = dict(image_size=c.data.image_size, pad=c.data.pad, cache=c.data.cache, **shard)
+    train_ds = pipeline.decoded(data.train_source, **decode)
+    counts = None
+    if c.data.cache or c.data.balance:
+        labels = pipeline.labels_of(train_ds)
+        counts = np.bincount(labels, minlength=data.num_classes)
+        if c.data.balance:
+            train_ds = pipeline.balanced(train_ds, labels, seed=c.seed)
+    train_iter = iter(pipeline.train_dataset(
+        train_ds, batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,
+        augment=host_augment(c.data.augment), num_workers=c.data.num_workers,
+        prefetch=c.data.prefetch))
+    per_process = c.eval.batch_size // jax.process_count()
+    eval_count = pipeline.eval_batch_count(len(data.eval_source), per_process,
+                                           jax.process_count())
+    return Inputs(train_iter, pipeline.decoded(data.eval_source, **decode), eval_count, counts)
 
 
 def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None = None,
@@ -119,17 +152,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     eval_step = mesh_lib.compile_eval_step(
         step_lib.make_eval_step(defs, num_classes=data.num_classes), mesh)
 
-    shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
-    decode = dict(image_size=c.data.image_size, pad=c.data.pad, cache=c.data.cache, **shard)
-    train_iter = iter(pipeline.train_dataset(
-        pipeline.decoded(data.train_source, **decode),
-        batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,
-        augment=host_augment(c.data.augment), num_workers=c.data.num_workers,
-        prefetch=c.data.prefetch))
-    eval_ds = pipeline.decoded(data.eval_source, **decode)
-    eval_count = pipeline.eval_batch_count(len(data.eval_source),
-                                           c.eval.batch_size // jax.process_count(),
-                                           jax.process_count())
+    inputs = build_inputs(c, data)
+    train_iter = inputs.train_iter
 
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint.manager(workdir / "checkpoints", keep=c.checkpoint.keep,
@@ -147,9 +171,13 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     progress.message(f"{c.model.name}: {state_lib.count_params(state.params):,} parameters, "
                      f"{mesh.devices.size} device(s), run directory {workdir}"
                      + (f", resumed at step {resumed_at}" if resumed_at is not None else ""))
+    if inputs.class_counts is not None:
+        progress.message("train examples per class: " + " ".join(
+            f"{k}:{n}" for k, n in enumerate(inputs.class_counts))
+            + ("  (sampled balanced)" if c.data.balance else ""))
 
     def run_eval(step_number, state):
-        values = evaluate(eval_step, state, eval_ds, eval_count, c, mesh)
+        values = evaluate(eval_step, state, inputs, c, mesh)
         run_record.log(step_number, values)
         progress.message(f"step {step_number}  " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
         return values

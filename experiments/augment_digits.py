@@ -1,0 +1,28 @@
+"""Does augmentation help LeNet-5 on digits, and does it matter where it runs?
+
+Three variants of the default experiment (lenet5_digits), three seeds each: no augmentation;
+small random warps (rotation ±10°, scale ±10%, translation ±8%) on the device, in the compiled
+step; the same warps on the host, in the Grain pipeline. No flips: a mirrored digit is another
+symbol.
+
+Command:  uv run launch.py sweep --config experiments/augment_digits.py --workdir runs/augment_digits
+Result:   (filled in from a measured run)
+"""
+
+from experiments.lenet5_digits import get_config as default_config
+
+WARPS = "rotate(10)|scale(0.1)|translate(0.08)"
+SEEDS = (0, 1, 2)
+
+
+def get_config():
+    c = default_config()
+    c.data.device_augment = ""
+    return c
+
+
+def get_sweep():
+    variants = [{"data.augment": "", "data.device_augment": ""},
+                {"data.augment": "", "data.device_augment": WARPS},
+                {"data.augment": WARPS, "data.device_augment": ""}]
+    return [{**variant, "seed": seed} for variant in variants for seed in SEEDS]
