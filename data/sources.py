@@ -1,4 +1,5 @@
-"""Random-access sources: any prepared TFDS dataset by name, read with `tfds.data_source`.
+"""Random-access sources: any prepared TFDS dataset by name, read with `tfds.data_source`, or a
+folder of the user's own images, `folder:/path/to/root` (data/folder.py).
 
 Embedded datasets (today: `digits`) are prepared on first use; any other dataset must have been
 prepared into the data dir beforehand (`launch.py prepare NAME` on a connected machine).
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
+from data import folder
 from errors import UserError
 
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
@@ -61,11 +63,14 @@ def prepare(name: str, data_dir: str | None) -> str:
     return str(b.data_path)
 
 
-def open_split(name: str, split: str, data_dir: str | None):
+def open_split(name: str, split: str, data_dir: str | None, skip_bad: bool = False):
     """A random-access source (len, __getitem__) of dicts for `split` of dataset `name`.
 
     Reads through `tfds.data_source`, so `tfds.testing.mock_data` stands in for it in tests.
+    `skip_bad` (folder datasets only) leaves out unreadable images instead of stopping.
     """
+    if folder.is_folder(name):
+        return folder.FolderSource(name, split, skip_bad=skip_bad)
     b = builder(name, data_dir)
     if name.split(":")[0] in _embedded_builders() and not is_prepared(b):
         prepare(name, data_dir)
@@ -87,5 +92,19 @@ def _first_line(err: Exception) -> str:
 
 
 def num_classes(name: str, data_dir: str | None) -> int:
-    label = builder(name, data_dir).info.features["label"]
-    return label.num_classes
+    if folder.is_folder(name):
+        return len(folder.class_names(name))
+    return builder(name, data_dir).info.features["label"].num_classes
+
+
+def class_names(name: str, data_dir: str | None) -> list[str]:
+    """The label names: a TFDS ClassLabel's names ("0", "1", ... when it has none) or folders."""
+    if folder.is_folder(name):
+        return folder.class_names(name)
+    return list(builder(name, data_dir).info.features["label"].names)
+
+
+def image_channels(name: str, data_dir: str | None) -> int:
+    if folder.is_folder(name):
+        return folder.CHANNELS
+    return builder(name, data_dir).info.features["image"].shape[-1]

@@ -57,7 +57,7 @@ def build_model(c: ml_collections.ConfigDict, data: Data) -> nnx.Module:
                              in_channels=data.in_channels, seed=c.seed, **options)
     except models.UnknownModelError as err:
         raise UserError(str(err)) from None
-    except TypeError as err:  # an option the model's factory does not take
+    except (TypeError, ValueError) as err:  # an option the factory lacks, or a bad value
         raise UserError(f"model {c.model.name!r} rejected options {options}: {err}") from None
 
 

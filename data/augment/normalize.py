@@ -1,9 +1,9 @@
 """`normalize`: per-channel (x - mean) / std, with the statistics given or looked up by dataset.
 
 `normalize(cifar10)` resolves the name once, when a pipeline is built, through the module-level
-`stats_lookup` below; tests (and the lead, until data/stats.py exists) replace it with
-`monkeypatch.setattr("data.augment.normalize.stats_lookup", fn)`. `normalize(mean=..., std=...)`
-takes the numbers directly (one per channel, or one for all channels).
+`stats_lookup` below, which reads the cache `launch.py stats cifar10` writes (data/stats.py);
+tests replace it with `monkeypatch.setattr("data.augment.normalize.stats_lookup", fn)`.
+`normalize(mean=..., std=...)` takes the numbers directly (one per channel, or one for all).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from errors import UserError
 
 def stats_lookup(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) per channel of dataset `name`'s training images, in [0, 1] units."""
-    raise UserError(f"no statistics for {name}; run `launch.py stats {name}`")
+    from data import stats  # imported when used: it pulls in TFDS
+
+    return stats.lookup(name)
 
 
 def normalize(xp, image, mean, std):
