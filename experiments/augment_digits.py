@@ -11,7 +11,7 @@ Result:   (filled in from a measured run)
 
 from experiments.lenet5_digits import get_config as default_config
 
-WARPS = "rotate(10)|scale(0.1)|translate(0.08)"
+WARPS = "affine(degrees=10, translate=0.08, scale=0.1)"
 SEEDS = (0, 1, 2)
 
 

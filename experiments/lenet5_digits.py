@@ -25,14 +25,14 @@ def get_config():
     c.data.pad = 4               # 24 + 2*4 = the paper's 32x32 input
     c.data.cache = True          # 1,797 tiny images: decode and resize once
     # No flips: a mirrored digit is another symbol. Warps run in the compiled step.
-    c.data.device_augment = "rotate(10)|scale(0.1)|translate(0.08)"
-    c.train.steps = 600
+    c.data.device_augment = "affine(degrees=10, translate=0.08, scale=0.1)"
+    c.train.steps = 800
     c.train.batch_size = 64
     c.train.log_every_steps = 50
     c.optimizer.name = "adam"
     c.optimizer.lr = 3e-3
     c.schedule.name = "cosine"
     c.schedule.warmup_steps = 30
-    c.eval.every_steps = 200
-    c.checkpoint.every_steps = 600
+    c.eval.every_steps = 400
+    c.checkpoint.every_steps = 800
     return c

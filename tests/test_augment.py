@@ -51,6 +51,7 @@ OPS = [
     ("rotate(30)", False),
     ("translate(0.25)", True),
     ("scale((0.7, 1.3))", False),
+    ("affine(degrees=20, translate=0.1, scale=0.2)", False),
     ("brightness(0.5)", False),
     ("contrast(0.5)", False),
     ("saturation(0.8)", False),
@@ -162,6 +163,32 @@ def test_rotate_by_zero_is_the_identity():
     image = _image()
     for out in _both(geometric.rotate_host, geometric.rotate_device, image, angle=0.0):
         np.testing.assert_array_equal(out, image)
+
+
+def test_affine_is_each_warp_when_the_others_are_off():
+    image = _image()
+    one = dict(angle=0.0, factor=1.0, dy=0.0, dx=0.0)
+    cases = [(geometric.rotate_device, dict(angle=17.0), dict(angle=17.0)),
+             (geometric.scale_device, dict(factor=1.2), dict(factor=1.2)),
+             (geometric.translate_device, dict(dy=2.0, dx=-1.0), dict(dy=2.0, dx=-1.0))]
+    for single, params, affine_params in cases:
+        expected = np.asarray(jax.jit(lambda im: single(im, **params))(image))
+        got = np.asarray(jax.jit(
+            lambda im: geometric.affine_op_device(im, **{**one, **affine_params}))(image))
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_affine_composes_rotate_then_scale_then_shift():
+    # The composed inverse map sends an output pixel where the three single maps, applied in
+    # turn, send it: check on coordinates, where no resampling blurs the comparison.
+    shape = (9, 9, 1)
+    m, b = geometric.chain(np, geometric.shift(np, 2.0, 1.0), geometric.zoom(np, shape, 1.5),
+                           geometric.rotation(np, shape, 30.0))
+    point = np.array([3.0, 5.0], np.float32)
+    for a, off in (geometric.shift(np, 2.0, 1.0), geometric.zoom(np, shape, 1.5),
+                   geometric.rotation(np, shape, 30.0)):
+        point = a @ point + off
+    np.testing.assert_allclose(m @ np.array([3.0, 5.0], np.float32) + b, point, atol=1e-5)
 
 
 def test_cutout_box_is_clipped_at_the_border():
