@@ -1,0 +1,78 @@
+"""The model zoo's table: parameters, forward GFLOPs at each network's own input, and the
+CPU (or whatever backend runs it) time of one jitted forward+backward at batch 8.
+
+    uv run python -m benchmarks.model_zoo [--names resnet50,vgg_d] [--repeats 3] [--json out.json]
+
+FLOPs are the architecture sheet's count (`launch.py summary`, XLA's convention: a multiply-add
+is 2). The time is the median of `--repeats` calls after one warm-up (compilation excluded, and
+reported on its own), with a mean-squared loss on the logits so every layer is differentiated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import models
+from models import summary
+
+BATCH = 8
+
+
+def fwd_bwd_seconds(name: str, repeats: int) -> tuple[float, float]:
+    """(compile seconds, median seconds per forward+backward at batch 8)."""
+    spec = models.spec(name)
+    model = models.create(name)
+    model.train()
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def grads(state, x):
+        def loss(state):
+            return jnp.mean(nnx.merge(graphdef, state)(x) ** 2)
+        return jax.grad(loss)(state)
+
+    x = jax.random.normal(jax.random.key(0), (BATCH, *spec.input_shape))
+    start = time.perf_counter()
+    jax.block_until_ready(grads(state, x))
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(grads(state, x))
+        times.append(time.perf_counter() - start)
+    return compile_s, statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", default=",".join(models.names()))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    rows = []
+    print(f"{'model':<28}{'input':>12}{'params':>14}{'GFLOPs':>9}{'compile s':>11}"
+          f"{'fwd+bwd s @8':>14}", flush=True)
+    for name in args.names.split(","):
+        sheet = summary.summarize(name, check_xla=False)
+        compile_s, step_s = fwd_bwd_seconds(name, args.repeats)
+        row = {"model": name, "input": "x".join(map(str, sheet.input_shape)),
+               "params": sheet.params, "gflops_forward": sheet.flops_forward / 1e9,
+               "compile_s": compile_s, "fwd_bwd_s_batch8": step_s}
+        rows.append(row)
+        print(f"{name:<28}{row['input']:>12}{row['params']:>14,}{row['gflops_forward']:>9.3f}"
+              f"{compile_s:>11.1f}{step_s:>14.3f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"backend": jax.default_backend(), "devices": len(jax.devices()),
+                       "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
