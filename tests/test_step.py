@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 import models
 from training import config as config_lib, mesh as mesh_lib, optim, state as state_lib
@@ -97,3 +98,36 @@ def test_gradient_clipping_bounds_the_update():
     params = {"kernel": jnp.ones((2, 2))}
     updates, _ = tx.update({"kernel": jnp.full((2, 2), 10.0)}, tx.init(params), params)
     assert float(optax.global_norm(updates)) == pytest.approx(1.0)
+
+
+class _SowsAux(nnx.Module):
+    """Main logits plus one sown auxiliary head, as GoogLeNet does in train mode."""
+
+    def __init__(self, rngs):
+        self.dense = nnx.Linear(4, 3, rngs=rngs)
+
+    def __call__(self, x):
+        logits = self.dense(x.reshape(x.shape[0], -1)[:, :4])
+        self.sow(nnx.Intermediate, "aux_logits", 2.0 * logits)
+        return logits
+
+
+def test_auxiliary_heads_add_their_weighted_loss_to_the_gradient():
+    tx = optax.sgd(1.0)
+    defs, state = state_lib.create(_SowsAux(nnx.Rngs(0)), tx, seed=0)
+    images = jnp.asarray(np.random.default_rng(1).random((6, 2, 2, 1), np.float32))
+    labels = jnp.array([0, 1, 2, 0, 1, 2])
+    step = jax.jit(step_lib.make_train_step(defs, tx, num_classes=3, aux_loss_weight=0.3))
+    new_state, _ = step(state, {"image": images, "label": labels})
+
+    def reference(params):
+        logits = images.reshape(6, -1)[:, :4] @ params["dense"]["kernel"] + params["dense"]["bias"]
+        ce = lambda z: optax.softmax_cross_entropy_with_integer_labels(z, labels).mean()
+        return ce(logits) + 0.3 * ce(2.0 * logits)
+
+    plain = nnx.to_pure_dict(state.params)
+    expected = jax.grad(reference)(plain)
+    got = nnx.to_pure_dict(new_state.params)
+    for name in ("kernel", "bias"):
+        np.testing.assert_allclose(plain["dense"][name] - got["dense"][name],
+                                   expected["dense"][name], rtol=1e-5, atol=1e-6)

@@ -38,7 +38,8 @@ def run_name(overrides: dict) -> str:
 
 
 def apply(config, overrides: dict):
-    """A copy of `config` with dotted-field overrides; an unknown field is a UserError."""
+    """A copy of `config` with dotted-field overrides; an unknown field is a UserError, except
+    under `model.`, whose fields are the network's own options and differ per network."""
     config = copy.deepcopy(config)
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
@@ -46,7 +47,11 @@ def apply(config, overrides: dict):
         try:
             for name in parents:
                 node = node[name]
-            node[leaf] = value
+            if parents == ["model"]:
+                with node.unlocked():
+                    node[leaf] = value
+            else:
+                node[leaf] = value
         except (KeyError, AttributeError, TypeError) as err:
             raise UserError(f"sweep override {dotted}={value!r} does not fit the config: "
                             f"{cli._one_line(err)}") from None

@@ -1,0 +1,45 @@
+"""Does every family of the zoo learn? One short run per family on the digits set.
+
+Each network, at a small input (the digits resized to 32x32, 64x64 for AlexNet's 11x11/4
+stem) and, for the ImageNet-sized families, at a quarter of the width (`model.width`), trains
+for 300 steps from scratch with Adam; no augmentation. The question is only whether the code
+path learns (test accuracy far above chance, 10%), not which family is best: short runs on 1,437
+tiny images say nothing about that.
+
+Command:  uv run launch.py sweep --config experiments/zoo_digits.py --workdir runs/zoo_digits
+Result:   (filled in from a measured run)
+"""
+
+from training.config import base_config
+
+FAMILIES = [
+    {"model.name": "lenet_keras_lecture"},
+    {"model.name": "alexnet_one_tower", "model.width": 0.25, "data.image_size": 64},
+    {"model.name": "vgg_a", "model.width": 0.25, "model.batch_norm": True},
+    {"model.name": "googlenet", "model.width": 0.25},
+    {"model.name": "resnet20_cifar"},
+    {"model.name": "densenet_bc_100_12_cifar", "model.blocks": (4, 4, 4)},
+    {"model.name": "mobilenet_v1", "model.width": 0.25},
+]
+
+
+def get_config():
+    c = base_config()
+    c.model.name = "lenet_keras_lecture"
+    c.data.name = "digits"
+    c.data.image_size = 32
+    c.data.cache = True
+    c.train.steps = 300
+    c.train.batch_size = 32
+    c.train.log_every_steps = 100
+    c.optimizer.name = "adam"
+    c.optimizer.lr = 1e-3
+    c.schedule.name = "cosine"
+    c.schedule.warmup_steps = 20
+    c.eval.every_steps = 300
+    c.checkpoint.every_steps = 300
+    return c
+
+
+def get_sweep():
+    return FAMILIES
