@@ -6,7 +6,13 @@ step; the same warps on the host, in the Grain pipeline. No flips: a mirrored di
 symbol.
 
 Command:  uv run launch.py sweep --config experiments/augment_digits.py --workdir runs/augment_digits
-Result:   (filled in from a measured run)
+Result:   test accuracy, mean ± sample std over seeds 0, 1, 2 (800 steps each, 2-core CPU):
+            no augmentation         97.13 ± 0.16%   (train loss 0.0018: it memorises)
+            warps on the device     98.98 ± 0.16%
+            warps on the host       99.07 ± 0.16%
+          Augmentation removes about two thirds of the errors (10.3 -> 3.7 and 3.3 of 360).
+          Host and device draw from the same distribution with different random streams;
+          their 0.09-point gap is well inside one standard deviation.
 """
 
 from experiments.lenet5_digits import get_config as default_config

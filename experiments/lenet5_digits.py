@@ -6,10 +6,15 @@ on the 360 held-out digits in seconds on two CPU cores?
 
 The 8x8 digits are resized to 24x24 and padded by 4 to 32x32, as LeCun et al. padded 20x20
 MNIST characters so that strokes reach the centre of C5's receptive fields. Without the warps
-the net overfits (100% train, 96.7-97.2% test over two seeds); with them it generalises.
+the net memorises the 1,437 training digits (train loss 0.002) and reaches 97.13 ± 0.16% test
+accuracy over three seeds; with them, 98.98 ± 0.16% (experiments/augment_digits.py).
 
 Command:  uv run launch.py train
-Result:   (filled in from a measured run)
+Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 800, seed 0;
+          seeds 0/1/2: 98.89 / 99.17 / 98.89%. 39 s from command to exit on a 2-core CPU
+          (4.5 s compiling, 32.6 steps/s = 2,085 examples/s); params_sha256 18b8d405...
+          The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
+          600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.
 """
 
 from training.config import base_config

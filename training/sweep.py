@@ -111,9 +111,10 @@ def main(argv: list[str]) -> int:
 
 
 def format_table(table: list[dict]) -> str:
-    lines = [f"{'variant':<60} " + " ".join(f"{m:>22}" for m in REPORTED)]
+    width = max([len("variant")] + [len(row["variant"]) for row in table])
+    lines = [f"{'variant':<{width}} " + " ".join(f"{m:>22}" for m in REPORTED)]
     for row in table:
         cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f} (n={row[m]['n']})"
                  if m in row else "-" for m in REPORTED]
-        lines.append(f"{row['variant']:<60} " + " ".join(f"{c:>22}" for c in cells))
+        lines.append(f"{row['variant']:<{width}} " + " ".join(f"{c:>22}" for c in cells))
     return "\n".join(lines)
