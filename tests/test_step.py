@@ -131,3 +131,27 @@ def test_auxiliary_heads_add_their_weighted_loss_to_the_gradient():
     for name in ("kernel", "bias"):
         np.testing.assert_allclose(plain["dense"][name] - got["dense"][name],
                                    expected["dense"][name], rtol=1e-5, atol=1e-6)
+
+
+class _Dropped(nnx.Module):
+    def __init__(self, rngs):
+        self.dense = nnx.Linear(4, 2, rngs=rngs)
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dense(self.drop(x.reshape(x.shape[0], -1)[:, :4]))
+
+
+def test_dropout_masks_follow_the_step_key_and_eval_is_deterministic():
+    tx = optax.sgd(0.0)  # no update: differences come from the dropout masks alone
+    defs, state = state_lib.create(_Dropped(nnx.Rngs(0)), tx, seed=0)
+    batch = {"image": jnp.ones((8, 2, 2, 1)), "label": jnp.zeros(8, jnp.int32)}
+    step = jax.jit(step_lib.make_train_step(defs, tx, num_classes=2))
+    s1, first = step(state, batch)
+    s2, second = step(s1, batch)
+    _, again = step(state, batch)
+    assert float(first["loss"]) != float(second["loss"]), "a new mask each step"
+    assert float(first["loss"]) == float(again["loss"]), "the same step, the same mask"
+    evaluate = jax.jit(step_lib.make_eval_step(defs, num_classes=2))
+    eval_batch = {**batch, "mask": jnp.ones(8, jnp.int32)}
+    assert float(evaluate(s1, eval_batch)["loss"]) == float(evaluate(s2, eval_batch)["loss"])

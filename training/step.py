@@ -41,17 +41,14 @@ def _aux_logits(model: nnx.Module) -> list[jax.Array]:
 def make_train_step(defs: ModelDefs, tx: optax.GradientTransformation, *, num_classes: int,
                     label_smoothing: float = 0.0, aux_loss_weight: float = 0.3,
                     device_augment: DeviceAugment | None = None):
-    def loss_fn(params, state: TrainState, images, labels, key):
-        model = nnx.merge(defs.train, params, state.batch_stats, state.rest)
-        nnx.reseed(model, dropout=key)
+    def loss_fn(model: nnx.Module, images, labels):
         logits = model(images)
         per_example = cross_entropy(logits, labels, num_classes, label_smoothing)
         loss = jnp.mean(per_example)
         for aux in _aux_logits(model):
             loss += aux_loss_weight * jnp.mean(
                 cross_entropy(aux, labels, num_classes, label_smoothing))
-        batch_stats = nnx.state(model, nnx.BatchStat)
-        return loss, (logits, per_example, batch_stats)
+        return loss, (logits, per_example)
 
     def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         key = jax.random.fold_in(jax.random.wrap_key_data(state.root_key), state.step)
@@ -59,9 +56,13 @@ def make_train_step(defs: ModelDefs, tx: optax.GradientTransformation, *, num_cl
         images, labels = batch["image"], batch["label"]
         if device_augment is not None:
             images, labels = device_augment(images, labels, aug_key)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, (logits, per_example, batch_stats)), grads = grad_fn(
-            state.params, state, images, labels, dropout_key)
+        model = nnx.merge(defs.train, state.params, state.batch_stats, state.rest)
+        nnx.reseed(model, dropout=dropout_key)  # this step's masks depend on (root, step) only
+        # nnx.value_and_grad (not jax's): it carries the module's in-place updates (BatchNorm
+        # statistics, RNG counters) across the differentiation trace.
+        grad_fn = nnx.value_and_grad(loss_fn, has_aux=True)
+        (_, (logits, per_example)), grads = grad_fn(model, images, labels)
+        batch_stats = nnx.state(model, nnx.BatchStat)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         hard_labels = labels if labels.ndim == 1 else jnp.argmax(labels, axis=-1)
