@@ -73,6 +73,13 @@ def test_stop_and_resume_equals_straight_run(straight_run, tiny_config, tmp_path
     assert steps == sorted(steps), "lines after the checkpoint must not be logged twice"
 
 
+def test_running_a_finished_run_again_changes_nothing(straight_run):
+    config, workdir, summary = straight_run
+    before = (workdir / "summary.json").read_text()
+    assert _train(config, workdir) == summary
+    assert (workdir / "summary.json").read_text() == before
+
+
 def test_metrics_equal_on_one_and_eight_devices(tmp_path):
     overrides = ["--config.train.steps=16", "--config.train.batch_size=32",
                  "--config.eval.every_steps=16", "--config.checkpoint.every_steps=16",

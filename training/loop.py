@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,14 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
         state, data_state, _ = checkpoint.restore_latest(ckpt, state)
         train_iter.set_state(data_state)
         resumed_at = int(state.step)
+    first = int(state.step)
+    last = c.train.steps if stop_after is None else min(c.train.steps, stop_after)
+    if first >= last:  # nothing to train: leave the run directory as it is
+        ckpt.close()
+        if show_progress:
+            print(f"{workdir} is already at step {first}; nothing to train", file=sys.stderr)
+        done = workdir / "summary.json"
+        return json.loads(done.read_text()) if done.exists() else {"steps": first}
     is_main = jax.process_index() == 0
     run_record = record.RunRecord(workdir, writer_enabled=is_main)
     run_record.start(c.to_json(indent=2), resumed_at)
@@ -182,8 +191,6 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
         progress.message(f"step {step_number}  " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
         return values
 
-    first = int(state.step)
-    last = c.train.steps if stop_after is None else min(c.train.steps, stop_after)
     clock = _ThroughputClock(c.train.batch_size)
     totals, train_values, eval_values = None, {}, {}
     for step_number in range(first + 1, last + 1):
