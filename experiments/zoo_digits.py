@@ -7,7 +7,17 @@ path learns (test accuracy far above chance, 10%), not which family is best: sho
 tiny images say nothing about that.
 
 Command:  uv run launch.py sweep --config experiments/zoo_digits.py --workdir runs/zoo_digits
-Result:   (filled in from a measured run)
+Result:   test accuracy after 300 steps, seed 0, 2-core CPU:
+            resnet20_cifar                       99.72%
+            vgg_a, width 0.25, BatchNorm         99.44%
+            densenet_bc_100_12_cifar, 4-4-4      98.89%
+            lenet_keras_lecture                  96.11%
+            googlenet, width 0.25                84.44%
+            mobilenet_v1, width 0.25             39.17%  (a 1x1 map after its stride 32 at 32x32)
+            alexnet_one_tower, width 0.25        10.00%  chance: did not learn
+          AlexNet with the paper's initialisation (N(0, 0.01^2), no normalisation) stayed at
+          chance in 300 steps with Adam 1e-3 and also at full width with SGD 0.01 + momentum;
+          why, and how many steps it needs, is an open question.
 """
 
 from training.config import base_config
