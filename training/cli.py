@@ -35,7 +35,7 @@ def parse(argv: list[str], prog: str = "launch.py train"):
             "config", str(ROOT / DEFAULT_EXPERIMENT), "experiment file (a get_config() module)",
             flag_values=fv, lock_config=True, sys_argv=[prog, *argv])
         if "--help" in argv or "-h" in argv:
-            print(__doc__.strip() + "\n\n" + fv.main_module_help())
+            print(__doc__.strip() + "\n\n" + fv.get_help())
             raise SystemExit(0)
         fv([prog, *argv])
         config = fv.config  # overrides are applied lazily, on first access
