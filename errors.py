@@ -1,5 +1,16 @@
 """The one exception type for a user's mistake: `launch.py` prints its message and exits 2."""
 
+import re
+
 
 class UserError(Exception):
     """A bad config, path, dataset or input. The message is one line: the problem and the fix."""
+
+
+def one_line(err: BaseException) -> str:
+    """A library exception's message on one line, for a UserError built from it."""
+    # ml_collections wraps a KeyError (whose text is a repr) in an AttributeError: unwrap.
+    message: object = err
+    while isinstance(message, BaseException) and message.args:
+        message = message.args[0]
+    return re.sub(r"\s+", " ", str(message)).strip()

@@ -622,7 +622,7 @@ def _fields(eqn, in_fields: list[Field], notes: list[str]) -> list[Field]:
     """The fields of `eqn`'s outputs from its inputs' (see the module docstring)."""
     if all(f is None for f in in_fields):
         return [None] * len(eqn.outvars)
-    name, p = eqn.primitive.name, eqn.params
+    name = eqn.primitive.name
     rule = _RULES.get(name)
     if rule is not None:
         out = rule(eqn, in_fields)

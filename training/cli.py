@@ -7,14 +7,13 @@ type checks); every parsing mistake becomes a one-line UserError.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 from absl import flags
 from ml_collections import config_flags
 
-from errors import UserError
+from errors import UserError, one_line
 
 DEFAULT_EXPERIMENT = "experiments/lenet5_digits.py"
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +40,10 @@ def parse(argv: list[str], prog: str = "launch.py train"):
         config = fv.config  # overrides are applied lazily, on first access
         config.to_dict()
     except flags.Error as err:
-        raise UserError(_one_line(err)) from None
+        raise UserError(one_line(err)) from None
     except (AttributeError, KeyError, TypeError, ValueError, OSError) as err:
-        raise UserError(f"bad --config or override: {_one_line(err)}") from None
+        raise UserError(f"bad --config or override: {one_line(err)}") from None
     return config, fv
-
-
-def _one_line(err: BaseException) -> str:
-    # ml_collections wraps a KeyError (whose text is a repr) in an AttributeError: unwrap.
-    message: object = err
-    while isinstance(message, BaseException) and message.args:
-        message = message.args[0]
-    return re.sub(r"\s+", " ", str(message)).strip()
 
 
 def default_workdir(config_path: str, model: str) -> Path:

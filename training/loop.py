@@ -94,7 +94,7 @@ def check_resumable(workdir: Path, c: ml_collections.ConfigDict) -> bool:
     return (workdir / "checkpoints").exists()
 
 
-def evaluate(eval_step, state, inputs: "Inputs", c, mesh) -> dict[str, float]:
+def evaluate(eval_step, state, inputs: Inputs, c, mesh) -> dict[str, float]:
     per_process = c.eval.batch_size // jax.process_count()
     totals = None
     for batch in pipeline.eval_batches(inputs.eval_ds, batch_size=per_process,

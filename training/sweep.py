@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserError
+from errors import UserError, one_line
 from training import cli
 
 REPORTED = ("test/accuracy", "test/loss", "train/loss")
@@ -54,7 +54,7 @@ def apply(config, overrides: dict):
                 node[leaf] = value
         except (KeyError, AttributeError, TypeError) as err:
             raise UserError(f"sweep override {dotted}={value!r} does not fit the config: "
-                            f"{cli._one_line(err)}") from None
+                            f"{one_line(err)}") from None
     return config
 
 

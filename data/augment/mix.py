@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from errors import UserError
 
@@ -20,8 +21,7 @@ def soft_labels(labels: jax.Array, num_classes: int, label_smoothing: float = 0.
     """Integer labels (B,) or one-hot / soft labels (B, K) -> smoothed float32 (B, K)."""
     if labels.ndim == 1:
         labels = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
-    labels = labels.astype(jnp.float32)
-    return labels * (1 - label_smoothing) + label_smoothing / num_classes
+    return optax.smooth_labels(labels.astype(jnp.float32), label_smoothing)
 
 
 def mix_lambda(key: jax.Array, alpha: float) -> jax.Array:
