@@ -39,3 +39,24 @@ def test_workdir_that_is_not_a_run_is_left_untouched(tmp_path):
 def test_unknown_command_exits_2():
     result = run_launch("trian")
     assert result.returncode == 2 and "unknown command" in result.stderr
+
+
+def test_model_options_the_experiment_does_not_set_can_be_given():
+    """A network's own options (act, width, depths, ...) differ per network, so the command line
+    may add them under `model.`; values are read as Python literals, else kept as text."""
+    from training import cli, config as config_lib
+
+    config, _ = cli.parse(["--config.model.name=resnet20_cifar", "--config.model.act=elu",
+                           "--config.model.width", "0.5", "--config.model.depths=(2, 2, 2)",
+                           "--config.model.batch_norm=False", "--config.model.pool=max"])
+    assert config_lib.model_options(config) == {
+        "act": "elu", "width": 0.5, "depths": (2, 2, 2), "batch_norm": False, "pool": "max"}
+    # A field the experiment sets as text stays text: lenet5_digits sets model.act.
+    config, _ = cli.parse(["--config.model.act=None"])
+    assert config.model.act == "None"
+
+
+def test_a_model_option_without_a_value_is_one_line(tmp_path):
+    result = run_launch("train", f"--workdir={tmp_path / 'run'}", "--config.model.width")
+    assert result.returncode == 2 and "--config.model.width=VALUE" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

@@ -2,11 +2,15 @@
 [--distributed]`.
 
 Flags are parsed by absl + ml_collections' config_flags (the library's own override syntax and
-type checks); every parsing mistake becomes a one-line UserError.
+type checks); every parsing mistake becomes a one-line UserError. `model.*` fields are the
+network's own options (act, norm, width, depths, ...) and differ per network, so one the
+experiment file does not set may still be given: `--config.model.act=elu`.
 """
 
 from __future__ import annotations
 
+import ast
+import re
 import time
 from pathlib import Path
 
@@ -28,6 +32,7 @@ def parse(argv: list[str], prog: str = "launch.py train"):
                          flag_values=fv)
     flags.DEFINE_bool("distributed", False, "multi-host: call jax.distributed.initialize() first",
                       flag_values=fv)
+    argv, model_options = _split_model_options(argv)
     try:
         # sys_argv: config_flags reads the overrides from it (default: the real sys.argv).
         config_flags.DEFINE_config_file(
@@ -38,12 +43,46 @@ def parse(argv: list[str], prog: str = "launch.py train"):
             raise SystemExit(0)
         fv([prog, *argv])
         config = fv.config  # overrides are applied lazily, on first access
+        with config.unlocked():
+            for field, text in model_options.items():
+                # A string field keeps the text as given; ConfigDict refuses another type.
+                is_text = isinstance(config.model.get(field), str)
+                config.model[field] = text if is_text else _literal(text)
         config.to_dict()
     except flags.Error as err:
         raise UserError(one_line(err)) from None
     except (AttributeError, KeyError, TypeError, ValueError, OSError) as err:
         raise UserError(f"bad --config or override: {one_line(err)}") from None
     return config, fv
+
+
+def _split_model_options(argv: list[str]) -> tuple[list[str], dict]:
+    """(the other arguments, {field: text}) of `--config.model.FIELD=VALUE` or `... VALUE`.
+
+    config_flags cannot add a field its config lacks, and a model option is often absent from
+    the experiment file, so these are taken out and set on the loaded config.
+    """
+    rest, options, i = [], {}, 0
+    while i < len(argv):
+        match = re.fullmatch(r"--config\.model\.(\w+)(?:=(.*))?", argv[i], re.DOTALL)
+        if match is None or match[1] == "name":
+            rest.append(argv[i])
+            i += 1
+            continue
+        if match[2] is None and i + 1 >= len(argv):
+            raise UserError(f"{argv[i]} needs a value: {argv[i]}=VALUE")
+        text = match[2] if match[2] is not None else argv[i + 1]
+        options[match[1]] = text
+        i += 1 if match[2] is not None else 2
+    return rest, options
+
+
+def _literal(text: str):
+    """A Python literal where the text is one (0.5, True, (2, 2, 2), None), else the text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def default_workdir(config_path: str, model: str) -> Path:
