@@ -6,6 +6,10 @@ CPU (or whatever backend runs it) time of one jitted forward+backward at batch 8
 FLOPs are the architecture sheet's count (`launch.py summary`, XLA's convention: a multiply-add
 is 2). The time is the median of `--repeats` calls after one warm-up (compilation excluded, and
 reported on its own), with a mean-squared loss on the logits so every layer is differentiated.
+Two columns make the times comparable across nets measured in the same run: the achieved
+GFLOP/s (the sheet's forward+backward count x 8 / time; the sheet counts BatchNorm on running
+statistics, the timed step on the batch's, a little more work) and the time relative to
+ResNet-50's.
 """
 
 from __future__ import annotations
@@ -58,16 +62,24 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     print(f"{'model':<28}{'input':>12}{'params':>14}{'GFLOPs':>9}{'compile s':>11}"
-          f"{'fwd+bwd s @8':>14}", flush=True)
+          f"{'fwd+bwd s @8':>14}{'GFLOP/s':>9}", flush=True)
     for name in args.names.split(","):
         sheet = summary.summarize(name, check_xla=False)
         compile_s, step_s = fwd_bwd_seconds(name, args.repeats)
         row = {"model": name, "input": "x".join(map(str, sheet.input_shape)),
                "params": sheet.params, "gflops_forward": sheet.flops_forward / 1e9,
-               "compile_s": compile_s, "fwd_bwd_s_batch8": step_s}
+               "compile_s": compile_s, "fwd_bwd_s_batch8": step_s,
+               "achieved_gflop_per_s": sheet.flops_forward_backward * BATCH / step_s / 1e9}
         rows.append(row)
         print(f"{name:<28}{row['input']:>12}{row['params']:>14,}{row['gflops_forward']:>9.3f}"
-              f"{compile_s:>11.1f}{step_s:>14.3f}", flush=True)
+              f"{compile_s:>11.1f}{step_s:>14.3f}{row['achieved_gflop_per_s']:>9.1f}",
+              flush=True)
+    peer = next((row for row in rows if row["model"] == "resnet50"), None)
+    if peer:
+        print("\ntime relative to resnet50 in this run:")
+        for row in rows:
+            row["time_vs_resnet50"] = row["fwd_bwd_s_batch8"] / peer["fwd_bwd_s_batch8"]
+            print(f"  {row['model']:<28}{row['time_vs_resnet50']:>8.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"backend": jax.default_backend(), "devices": len(jax.devices()),

@@ -73,18 +73,17 @@ def format_sheet(sheet: summary.Sheet) -> str:
            "batch 1, inference mode", "", line(header), line(tuple("-" * w for w in widths))]
     out += [line(r) for r in rows]
     fwd, both = sheet.flops_forward, sheet.flops_forward_backward
-    xla = []
-    for label, value in (("compiled", sheet.xla_flops),
-                         ("before optimization", sheet.xla_flops_unoptimized)):
-        if value:
-            xla.append(f"{value:,.0f} {label} ({100 * (value / fwd - 1):+.1f}%)")
+    xla = [(f"  XLA, {label}", f"{value:,.0f} ({100 * (value / fwd - 1):+.1f}%)")
+           for label, value in (("compiled", sheet.xla_flops),
+                                ("compiled, no fusion", sheet.xla_flops_unfused),
+                                ("before optimization", sheet.xla_flops_unoptimized)) if value]
     dense = sheet.flops_forward_dense
     totals = [
         ("parameters", f"{sheet.params:,} ({_human(sheet.params)})"),
         ("FLOPs forward", f"{fwd:,} ({_human(fwd)})"),
         ("  with padding taps", f"{dense:,} ({_human(dense)}, as a hand count 2*K*K*Cin*Cout*H*W "
                                 "has it)"),
-        ("  XLA's cost analysis", ", ".join(xla) or "-"),
+        *xla,
         ("FLOPs forward+backward", f"{both:,} ({_human(both)}, {both / max(fwd, 1):.2f}x forward)"),
         ("activations, batch 1", f"{sheet.activation_bytes:,} bytes ("
                                  f"{_human(sheet.activation_bytes, binary=True)}, layer outputs)"),
