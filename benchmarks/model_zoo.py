@@ -79,7 +79,7 @@ def main() -> None:
         print("\ntime relative to resnet50 in this run:")
         for row in rows:
             row["time_vs_resnet50"] = row["fwd_bwd_s_batch8"] / peer["fwd_bwd_s_batch8"]
-            print(f"  {row['model']:<28}{row['time_vs_resnet50']:>8.2f}x")
+            print(f"  {row['model']:<28}{row['time_vs_resnet50']:>10.3g}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"backend": jax.default_backend(), "devices": len(jax.devices()),

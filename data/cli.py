@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from data import sources
+from data import folder, sources
+from errors import UserError
 
 
 def main(argv: list[str]) -> int:
@@ -17,6 +18,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data-dir", default=None,
                         help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     args = parser.parse_args(argv)
+    if folder.is_folder(args.name):
+        raise UserError(f"{args.name} is read straight from its image files: train on it with "
+                        f"--config.data.name={args.name}, nothing to prepare")
     path = sources.prepare(args.name, args.data_dir)
     b = sources.builder(args.name, args.data_dir)
     splits = ", ".join(f"{name} {info.num_examples:,}" for name, info in b.info.splits.items())

@@ -116,3 +116,11 @@ def test_training_on_a_folder_dataset(split_root, tiny_config, tmp_path):
     assert summary["steps"] == 4 and summary["dataset"] == c.data.name
     assert np.isfinite(summary["final_metrics"]["test/loss"])
     assert folder.CHANNELS == 3
+
+
+def test_prepare_says_a_folder_needs_no_preparing(tmp_path):
+    from data import cli as data_cli
+
+    with pytest.raises(UserError, match="nothing to prepare"):
+        data_cli.main([f"folder:{tmp_path}"])
+    assert list(tmp_path.iterdir()) == []

@@ -31,9 +31,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
     return optax.softmax_cross_entropy(logits, labels)
 
 
-def _aux_logits(model: nnx.Module) -> list[jax.Array]:
+def _aux_logits(sown: nnx.State) -> list[jax.Array]:
     """Logits the model sowed as `aux_logits` (GoogLeNet's auxiliary heads), if any."""
-    sown = nnx.pop(model, nnx.Intermediate)
     return [leaf for path, leaf in jax.tree.leaves_with_path(sown)
             if any(getattr(k, "key", None) == "aux_logits" for k in path)]
 
@@ -42,10 +41,10 @@ def make_train_step(defs: ModelDefs, tx: optax.GradientTransformation, *, num_cl
                     label_smoothing: float = 0.0, aux_loss_weight: float = 0.3,
                     device_augment: DeviceAugment | None = None):
     def loss_fn(model: nnx.Module, images, labels):
-        logits = model(images)
+        logits, sown = nnx.capture(model, nnx.Intermediate)(images)
         per_example = cross_entropy(logits, labels, num_classes, label_smoothing)
         loss = jnp.mean(per_example)
-        for aux in _aux_logits(model):
+        for aux in _aux_logits(sown):
             loss += aux_loss_weight * jnp.mean(
                 cross_entropy(aux, labels, num_classes, label_smoothing))
         return loss, (logits, per_example)
