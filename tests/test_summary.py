@@ -82,15 +82,25 @@ def test_resnet50_totals_match_xla_and_the_known_counts():
     assert sheet.layers[-1].receptive_field == (summary.GLOBAL,) * 2
 
 
-def test_deep_residual_stack_agrees_with_xla_without_fusion_and_notes_the_recomputation():
-    """XLA's fusion recomputes the residual stream's norm + add + ReLU in each consumer, so the
-    compiled ResNet-56 does ~3% more arithmetic than the network; without fusion (every other
-    optimization on) XLA's count is the sheet's."""
+def test_deep_residual_stack_agrees_with_xla_without_fusion():
+    """XLA's CPU fusion recomputes the residual stream's norm + add + ReLU in each consumer, so
+    the compiled ResNet-56 does more arithmetic than the network (+2.8% with the locked jax);
+    without fusion (every other optimization on) XLA's count is the sheet's."""
     sheet = summary.summarize("resnet56_cifar")
     assert sheet.flops_forward == pytest.approx(sheet.xla_flops_unfused, rel=1e-4)
     assert sheet.flops_forward == pytest.approx(sheet.xla_flops_unoptimized, rel=1e-6)
-    assert sheet.xla_flops > 1.02 * sheet.flops_forward
-    assert any("agrees without fusion" in note for note in sheet.notes)
+    assert sheet.xla_flops >= sheet.xla_flops_unfused
+
+
+def test_a_gap_to_xla_is_noted_with_its_cause():
+    counts = lambda compiled, unfused: {"compiled": compiled, "unfused": unfused,
+                                        "unoptimized": 100.0}
+    assert summary._xla_notes(100, counts(101.0, 100.0)) == []
+    [fusion] = summary._xla_notes(100, counts(105.0, 100.0))
+    assert "+5.0%" in fusion and "agrees without fusion" in fusion
+    [miscount] = summary._xla_notes(100, counts(105.0, 105.0))
+    assert "without fusion is +5.0%" in miscount and "counts differently" in miscount
+    assert summary._xla_notes(100, {"compiled": None, "unfused": None, "unoptimized": 100.0}) == []
 
 
 @pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"),
