@@ -10,8 +10,8 @@ Two columns make the times comparable across nets measured in the same run: the 
 GFLOP/s (the sheet's forward+backward count x 8 / time; the sheet counts BatchNorm on running
 statistics, the timed step on the batch's, a little more work) and the time relative to
 ResNet-50's. `benchmarks/results/model_zoo_cpu_2core.json` is one run on a 2-core CPU
-(`--repeats 3 --json ...`); there, repeat-to-repeat noise reorders close pairs (densenet169 vs
-201, vgg_d vs vgg_d_bn), so read differences under ~20% as ties.
+(`--repeats 3 --json ...`); there, noise reorders close pairs (googlenet vs googlenet_aux,
+densenet169 vs 201, vgg_d vs vgg_d_bn), so read differences under ~25% as ties.
 """
 
 from __future__ import annotations
