@@ -2,6 +2,7 @@
 
 import pytest
 
+from errors import UserError
 from tests.helpers import run_launch
 
 CASES = {
@@ -60,3 +61,19 @@ def test_a_model_option_without_a_value_is_one_line(tmp_path):
     result = run_launch("train", f"--workdir={tmp_path / 'run'}", "--config.model.width")
     assert result.returncode == 2 and "--config.model.width=VALUE" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path):
+    """Upgrading convjax adds config fields; a saved run that lacks one ran as its default."""
+    import json
+
+    from training import config as config_lib, loop
+
+    config = config_lib.base_config()
+    saved = json.loads(config.to_json())
+    del saved["data"]["balance"]          # as if saved before `data.balance` existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert loop.check_resumable(tmp_path, config) is False  # a record, no checkpoints yet
+    config.data.balance = True             # not the default: the maths changed
+    with pytest.raises(UserError, match="data.balance"):
+        loop.check_resumable(tmp_path, config)

@@ -86,6 +86,9 @@ def check_resumable(workdir: Path, c: ml_collections.ConfigDict) -> bool:
         raise UserError(f"--workdir {workdir} exists and is not a convjax run directory (no "
                         "config.json); choose a new or empty directory")
     saved, now = _flat(json.loads(saved_path.read_text())), _flat(json.loads(c.to_json()))
+    # A run saved before a field existed ran as that field's default does.
+    defaults = _flat(json.loads(config_lib.base_config().to_json()))
+    saved = {**{k: v for k, v in defaults.items() if k in now}, **saved}
     changed = sorted(k for k in saved.keys() | now.keys()
                      if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
