@@ -115,6 +115,11 @@ class GoogLeNet(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.fc = nnx.Linear(c, num_classes, kernel_init=kernel_init, rngs=rngs)
 
+    def set_view(self, deterministic: bool | None = None):
+        """`nnx.view(model, deterministic=True)` (inference) skips the heads, as eval() does."""
+        if deterministic is not None:
+            self.deterministic = deterministic
+
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.stem(x)
         heads = iter(self.aux)

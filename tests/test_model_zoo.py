@@ -253,11 +253,13 @@ def test_googlenet_aux_heads_in_train_mode_only():
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
         # Through the weighted aux losses every weight of both heads gets a gradient.
         assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads["aux"]))
-    model.eval()
-    graphdef, state = nnx.split(model)
-    logits, aux = jax.eval_shape(
-        lambda s, x: nnx.capture(nnx.merge(graphdef, s), nnx.Intermediate)(x), state, x)
-    assert logits.shape == (2, 7) and not jax.tree.leaves(aux)
+    # eval(), and an inference view of a train-mode model (as the architecture sheet takes it).
+    for inference in (nnx.view(model, deterministic=True, use_running_average=True),
+                      model.eval() or model):
+        graphdef, state = nnx.split(inference)
+        logits, aux = jax.eval_shape(
+            lambda s, x: nnx.capture(nnx.merge(graphdef, s), nnx.Intermediate)(x), state, x)
+        assert logits.shape == (2, 7) and not jax.tree.leaves(aux)
 
 
 def test_googlenet_paper_variant_builds():
