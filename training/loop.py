@@ -136,6 +136,29 @@ def build_inputs(c: ml_collections.ConfigDict, data: Data) -> Inputs:
     return Inputs(train_iter, pipeline.decoded(data.eval_source, **decode), eval_count, counts)
 
 
+def compile_steps(c: ml_collections.ConfigDict, defs, tx, num_classes: int, mesh):
+    """(train step, eval step), jitted over `mesh`."""
+    train_step = step_lib.make_train_step(
+        defs, tx, num_classes=num_classes, label_smoothing=c.train.label_smoothing,
+        aux_loss_weight=c.train.aux_loss_weight,
+        device_augment=device_augment.build(c, num_classes))
+    eval_step = step_lib.make_eval_step(defs, num_classes=num_classes)
+    return (mesh_lib.compile_train_step(train_step, mesh),
+            mesh_lib.compile_eval_step(eval_step, mesh))
+
+
+def _announce(progress, c, state, inputs: Inputs, devices: int, workdir: Path,
+              resumed_at: int | None) -> None:
+    """The run's opening lines: network, devices, directory; class counts when known."""
+    progress.message(f"{c.model.name}: {state_lib.count_params(state.params):,} parameters, "
+                     f"{devices} device(s), run directory {workdir}"
+                     + (f", resumed at step {resumed_at}" if resumed_at is not None else ""))
+    if inputs.class_counts is not None:
+        progress.message("train examples per class: " + " ".join(
+            f"{k}:{n}" for k, n in enumerate(inputs.class_counts))
+            + ("  (sampled balanced)" if c.data.balance else ""))
+
+
 def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None = None,
           show_progress: bool = True) -> dict:
     """Trains (or resumes) the run in `workdir`; returns the summary written there."""
@@ -149,13 +172,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     tx = optim.make_optimizer(c)
     defs, state = state_lib.create(model, tx, c.seed)
     state = mesh_lib.put_state(state, mesh)
-    train_step = mesh_lib.compile_train_step(step_lib.make_train_step(
-        defs, tx, num_classes=data.num_classes, label_smoothing=c.train.label_smoothing,
-        aux_loss_weight=c.train.aux_loss_weight,
-        device_augment=device_augment.build(c, data.num_classes)), mesh)
-    eval_step = mesh_lib.compile_eval_step(
-        step_lib.make_eval_step(defs, num_classes=data.num_classes), mesh)
-
+    train_step, eval_step = compile_steps(c, defs, tx, data.num_classes, mesh)
     inputs = build_inputs(c, data)
     train_iter = inputs.train_iter
 
@@ -180,13 +197,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     run_record = record.RunRecord(workdir, writer_enabled=is_main)
     run_record.start(c.to_json(indent=2), resumed_at)
     progress = ProgressReporter(c.train.steps, resumed_at or 0, enabled=show_progress and is_main)
-    progress.message(f"{c.model.name}: {state_lib.count_params(state.params):,} parameters, "
-                     f"{mesh.devices.size} device(s), run directory {workdir}"
-                     + (f", resumed at step {resumed_at}" if resumed_at is not None else ""))
-    if inputs.class_counts is not None:
-        progress.message("train examples per class: " + " ".join(
-            f"{k}:{n}" for k, n in enumerate(inputs.class_counts))
-            + ("  (sampled balanced)" if c.data.balance else ""))
+    _announce(progress, c, state, inputs, mesh.devices.size, workdir, resumed_at)
 
     def run_eval(step_number, state):
         values = evaluate(eval_step, state, inputs, c, mesh)
