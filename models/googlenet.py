@@ -69,7 +69,8 @@ class GoogLeNet(nnx.Module):
     `self.sow(nnx.Intermediate, "aux_logits", logits)` (a tuple of two, 4a's first) and still
     returns only the main logits; the trainer adds 0.3 x each head's cross-entropy, the
     paper's weighting. Collect them with `logits, inter = nnx.capture(model,
-    nnx.Intermediate)(x)`, as the train step does. In eval mode (`model.eval()`) the heads are not run at all.
+    nnx.Intermediate)(x)`, as the train step does. In eval mode (`model.eval()`, or
+    `nnx.view(model, deterministic=True)`) the heads are not run at all.
 
     Matches torchvision's googlenet, the source of the published counts (6,624,904 and
     13,004,888 with the heads): convs without bias + BatchNorm (eps 1e-3), and the "5x5"

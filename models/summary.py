@@ -23,8 +23,8 @@ mode (BatchNorm on running statistics, no dropout).
   residual stream's cheap elementwise chain (norm, add, ReLU) inside each consumer instead of
   reading it back, so that program does more arithmetic than the network asks for; the sheet
   reports all three counts and notes such a gap. Work between layers (activation functions,
-  residual adds) is reported on its own line. `flops_forward_dense` also counts the padding taps, as the usual hand count
-  (2*K*K*Cin*Cout*H*W) does.
+  residual adds) is reported on its own line. `flops_forward_dense` also counts the padding
+  taps, as the usual hand count (2*K*K*Cin*Cout*H*W) does.
 - Forward+backward: the same count on the jaxpr of `value_and_grad` of the summed output with
   respect to the parameters (no gradient for the input image). It comes out near 3x forward:
   the backward pass of a conv or dense layer is two products of the forward's size (gradient
