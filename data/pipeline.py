@@ -37,15 +37,23 @@ def decode(record: dict, image_size: int, pad: int = 0) -> dict:
     return {"image": image, "label": np.int32(record["label"])}
 
 
-def decoded(source, *, image_size: int, cache: bool, pad: int = 0, shard_index: int = 0,
+def decoded(source, *, cache: bool, prepare: Callable | None = None, image_size: int | None = None,
+            pad: int = 0, keyed: Callable | None = None, shard_index: int = 0,
             shard_count: int = 1) -> grain.MapDataset:
-    """This process's shard of `source`, decoded; with `cache`, decoded once and kept in memory.
+    """This process's shard of `source`, decoded by `prepare(record)` (default: the classifier's
+    resize + pad to `image_size`), then `keyed(example, index)` with the record's index in the
+    whole split (evaluation's per-example degradations); with `cache`, all of it done once and
+    kept in memory.
 
     Grain's MapDataset has no in-memory cache, and for small sets (digits, CIFAR) reading and
     resizing every record every epoch costs more than the train step, hence the list.
     """
-    ds = grain.MapDataset.source(source)[shard_index::shard_count]
-    ds = ds.map(functools.partial(decode, image_size=image_size, pad=pad))
+    if prepare is None:
+        prepare = functools.partial(decode, image_size=image_size, pad=pad)
+    ds = grain.MapDataset.source(source).map(prepare)
+    if keyed is not None:
+        ds = ds.map_with_index(lambda index, example: keyed(example, index))
+    ds = ds[shard_index::shard_count]
     if cache:
         ds = grain.MapDataset.source([ds[i] for i in range(len(ds))])
     return ds
@@ -76,11 +84,17 @@ def _subset(ds: grain.MapDataset, indices: np.ndarray) -> grain.MapDataset:
 
 
 def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
-                  augment: Callable | None = None, num_workers: int = 0, prefetch: int = 2):
-    """An endless iterable of batches of `batch_size` (this process's share of the batch)."""
+                  augment: Callable | None = None, transform: Callable | None = None,
+                  num_workers: int = 0, prefetch: int = 2):
+    """An endless iterable of batches of `batch_size` (this process's share of the batch).
+
+    `transform(example, rng)` prepares each example with its own random stream (a task's
+    augmentation, patch and degradation); `augment(image, rng)` is the image-only shorthand."""
     ds = ds.seed(seed).shuffle().repeat(None)
     if augment is not None:
         ds = ds.random_map(lambda ex, rng: {**ex, "image": augment(ex["image"], rng)})
+    if transform is not None:
+        ds = ds.random_map(transform)
     ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
     if num_workers > 0:
         # Grain's workers read absl's global flags; our CLI parses its own FlagValues.
@@ -105,9 +119,25 @@ def eval_batches(ds: grain.MapDataset, *, batch_size: int, num_batches: int) -> 
         yield pad_and_stack(examples, batch_size, template)
 
 
+def eval_batches_by_shape(ds: grain.MapDataset, batch_size: int, multiple: int) -> Iterator[dict]:
+    """Every example of `ds` once, for whole images of different sizes: examples of one shape
+    (in index order within it) batched together, each batch padded with mask-0 copies only to
+    a multiple of `multiple` (the devices), since a full eval batch of one large image would
+    be mostly padding. Each shape compiles the eval step once."""
+    groups: dict[tuple, list[int]] = {}
+    for i in range(len(ds)):
+        shapes = tuple(np.shape(v) for v in ds[i].values() if not isinstance(v, str))
+        groups.setdefault(shapes, []).append(i)
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            examples = [ds[i] for i in indices[start:start + batch_size]]
+            yield pad_and_stack(examples, -(-len(examples) // multiple) * multiple, examples[0])
+
+
 def pad_and_stack(examples: list[dict], batch_size: int, template: dict) -> dict:
     pad = batch_size - len(examples)
-    blank = {k: np.zeros_like(v) for k, v in template.items()}
-    batch = {k: np.stack([e[k] for e in examples] + [blank[k]] * pad) for k in template}
+    arrays = [k for k, v in template.items() if not isinstance(v, str)]  # names stay on the host
+    blank = {k: np.zeros_like(template[k]) for k in arrays}
+    batch = {k: np.stack([e[k] for e in examples] + [blank[k]] * pad) for k in arrays}
     batch["mask"] = np.array([1] * len(examples) + [0] * pad, np.int32)
     return batch

@@ -1,10 +1,11 @@
 """`launch.py show-data [--config EXP] [--n 64] [--out grid.png] [--config.FIELD=VALUE ...]`:
 a picture grid of augmented training examples with their labels, i.e. what the network sees.
 
-The examples are the first N of the run's training stream (training/loop.py's open_data and
-build_inputs: the Grain pipeline with host augmentation `data.augment`, balanced sampling if
-asked), then the train step's own device hook (`data.device_augment`, `train.mix`) with the
-key of step 0, applied to those N (so MixUp/CutMix pair them among themselves). Mixed examples
+The examples are the first N of the run's training stream (data/inputs.py's open_data and
+build_inputs with the classifier's decode: the Grain pipeline with host augmentation
+`data.augment`, balanced sampling if asked), then the train step's own device hook
+(`data.device_augment`, `train.mix`, data/augment/hook.py) with the key of step 0, applied to
+those N (so MixUp/CutMix pair them among themselves). Mixed examples
 show their two largest label weights (label smoothing taken out). Normalisation ops are undone
 for display; pixels are then clipped to [0, 1]. The caption says all of this.
 """
@@ -50,19 +51,25 @@ def examples(c, data, n: int):
     first n training examples."""
     import jax
 
-    from training import device_augment, loop
+    from data import augment, inputs, pipeline
+    from data.augment import hook as augment_hook
 
     # The run's own train stream; caching and workers change its speed, not its examples.
     c.data.cache, c.data.num_workers = False, 0
-    train_iter = loop.build_inputs(c, data).train_iter
+    host = augment.host_pipeline(c.data.augment) if c.data.augment not in ("", "none") else None
+    train_iter = inputs.build_inputs(
+        c, data, decode=lambda r: pipeline.decode(r, c.data.image_size, c.data.pad),
+        train_example=lambda ex, rng: ex if host is None else {**ex, "image": host(ex["image"], rng)},
+        eval_example=lambda ex, i: ex).train_iter
     batches = [next(train_iter) for _ in range(-(-n // c.train.batch_size))]
     images = np.concatenate([b["image"] for b in batches])[:n]
     labels = np.concatenate([b["label"] for b in batches])[:n]
-    hook = device_augment.build(c, data.num_classes)
+    t = c.train
+    hook = augment_hook.build(c.data.device_augment, t.mix, t.mix_alpha, data.num_classes,
+                              t.label_smoothing)
     if hook is not None:
-        # The step's key for step 0 (training/step.py): fold_in(root, step), then split.
-        aug_key = jax.random.split(jax.random.fold_in(jax.random.key(c.seed), 0))[0]
-        images, labels = jax.jit(hook)(images, labels, aug_key)
+        root = jax.random.key_data(jax.random.key(c.seed))
+        images, labels = jax.jit(hook)(images, labels, augment_hook.step_key(root, 0)[0])
     images, labels = np.asarray(images, np.float32), np.asarray(labels)
     if labels.ndim == 1:
         weights = np.eye(data.num_classes, dtype=np.float32)[labels]
@@ -127,11 +134,14 @@ def main(argv: list[str]) -> int:
     from training import cli
 
     config, fv = cli.parse(rest, prog="launch.py show-data")
-    from data import sources
-    from training import config as config_lib, loop  # after parsing: bad flags answer fast
+    from data import inputs, sources
+    from training import config as config_lib  # after parsing: bad flags answer fast
 
     config_lib.validate(config, 1)  # nothing is sharded here: any batch size will do
-    data = loop.open_data(config)
+    if config.task.name != "classification":
+        raise UserError(f"show-data draws a classifier's stream; task {config.task.name} is not "
+                        "one (its run leaves samples.png instead)")
+    data = inputs.open_data(config)
     images, weights, undone = examples(config, data, args.n)
     d, t = config.data, config.train
     caption = (f"{Path(fv['config'].config_filename).stem}: {d.name} {d.train_split}, the first "

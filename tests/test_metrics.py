@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tasks.classification import classification_sums
 from training import metrics
 
 
@@ -16,7 +17,7 @@ def test_padding_is_masked_out_exactly():
     labels = jnp.array([0, 1, 5, 0])
     loss = jnp.array([0.5, 2.0, 0.25, 100.0])
     mask = jnp.array([1, 1, 1, 0])
-    sums = metrics.classification_sums(logits, labels, loss, mask)
+    sums = classification_sums(logits, labels, loss, mask)
     assert float(sums["count"]) == 3
     assert float(sums["loss"]) == 2.75
     assert float(sums["accuracy"]) == 2
@@ -36,6 +37,6 @@ def test_sums_over_batches_reduce_once():
 
 
 def test_no_top5_with_five_classes_or_fewer():
-    sums = metrics.classification_sums(jnp.zeros((2, 5)), jnp.array([0, 1]), jnp.zeros(2),
+    sums = classification_sums(jnp.zeros((2, 5)), jnp.array([0, 1]), jnp.zeros(2),
                                        jnp.ones(2))
     assert "top5" not in sums

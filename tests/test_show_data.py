@@ -31,10 +31,11 @@ def test_mixed_and_normalised_folder_examples(tmp_path, monkeypatch):
             "--config.data.pad=0", f"--config.data.augment=flip_lr|normalize('{dataset}')",
             "--config.data.device_augment=", "--config.train.mix=mixup",
             "--config.train.mix_alpha=1.0", "--config.train.label_smoothing=0.1"]
-    from training import cli, loop
+    from data import inputs
+    from training import cli
 
     config, _ = cli.parse(args, prog="test")
-    images, weights, undone = show_cli.examples(config, loop.open_data(config), 5)
+    images, weights, undone = show_cli.examples(config, inputs.open_data(config), 5)
     assert undone and images.shape == (5, 8, 8, 3) and 0 <= images.min() <= images.max() <= 1
     # Label smoothing taken out: each example is two labels whose weights sum to one.
     np.testing.assert_allclose(weights.sum(1), 1, atol=1e-5)

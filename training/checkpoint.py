@@ -40,3 +40,10 @@ def restore_latest(mngr, abstract_state):
         state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore(),
         config=ocp.args.JsonRestore()))
     return restored.state, restored.data, restored.config
+
+
+def restore_state(mngr, step: int, abstract_state):
+    """The train state alone of checkpoint `step` (evaluation and prediction)."""
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    return mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target))).state

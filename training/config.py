@@ -22,6 +22,20 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
 
+    # What is learned (tasks/): the name picks the task; the other fields are its options,
+    # read by the tasks that use them.
+    c.task = ml_collections.ConfigDict({
+        "name": "classification",
+        "loss": "",              # "" = the task's own: ce (segmentation), mse (image tasks);
+                                 # also dice, ce+dice, l1
+        "class_weights": (),     # per-class cross-entropy weights (segmentation), () = equal
+        "scale": 3,              # super_resolution: the downscaling factor
+        "sigma": 25.0,           # denoising: Gaussian noise std in 0-255 units
+        "channels": "",          # image tasks: y (BT.601 luma), grey, rgb; "" = the task's own
+        "corruption": "none",    # autoencoder: none, gaussian (task.sigma), masking (fraction)
+        "masking_fraction": 0.25,
+    })
+
     # Fields beside `name` are passed to the model's factory as options (act, norm, ...).
     c.model = ml_collections.ConfigDict({"name": "lenet5"})
 
@@ -30,13 +44,14 @@ def base_config() -> ml_collections.ConfigDict:
         "data_dir": config_dict.placeholder(str),  # else $TFDS_DATA_DIR, else ~/tensorflow_datasets
         "train_split": "train",
         "eval_split": "test",
-        "image_size": 32,        # examples are resized to image_size x image_size,
+        "image_size": 32,        # classifiers: examples are resized to image_size x image_size,
         "pad": 0,                # then get this many zero pixels on every side
         "balance": False,        # sample every class equally often (oversampling the rarer)
         "cache": False,          # decode + resize once and hold the split in memory (small sets)
         "skip_bad": False,       # folder datasets: leave out unreadable images (else stop, naming it)
         "augment": "",           # host-side ops, e.g. "random_crop(32, pad=4)|flip_lr"
         "device_augment": "",    # the same ops run in the compiled step, per-example keys
+        "patch_size": 0,         # image tasks: random training patches of this side (0: whole)
         "num_workers": 0,        # Grain worker processes (0: in the main process)
         "prefetch": 2,           # batches buffered per worker
     })
@@ -73,14 +88,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict({
         "every_steps": 500,
         "batch_size": 256,
-        "prefix": "test",        # metric names: test/loss, test/accuracy, test/top5
+        "prefix": "test",        # metric names: test/loss, test/accuracy, test/miou, ...
     })
 
     c.checkpoint = ml_collections.ConfigDict({
         "every_steps": 500,      # a multiple of eval.every_steps: each checkpoint has its metrics
         "keep": 2,               # the last `keep`, plus the best by `best_metric`
-        "best_metric": "test/accuracy",
-        "best_mode": "max",
+        "best_metric": "",       # "" = the task's own (eval.prefix + /accuracy, /miou, /psnr)
+        "best_mode": "",         # "" = the task's own (max, or min for a loss)
     })
     return c
 
@@ -114,7 +129,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
              f"checkpoint.every_steps={c.checkpoint.every_steps} must be a positive multiple of "
              f"eval.every_steps={c.eval.every_steps}, so every checkpoint is ranked by fresh metrics")
     _require(c.checkpoint.keep >= 1, "checkpoint.keep must be at least 1")
-    _require(c.checkpoint.best_mode in BEST_MODES,
+    _require(c.checkpoint.best_mode in ("", *BEST_MODES),
              f"checkpoint.best_mode must be 'max' or 'min', got {c.checkpoint.best_mode!r}")
     _require(c.data.image_size > 0, f"data.image_size must be positive, got {c.data.image_size}")
     _require(c.data.pad >= 0, f"data.pad must be >= 0, got {c.data.pad}")
@@ -122,6 +137,17 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(t.log_every_steps > 0, "train.log_every_steps must be positive")
     _require(t.mix in MIXES, f"unknown train.mix {t.mix!r}; choose one of {', '.join(MIXES)}")
     _require(0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
+
+
+def best_checkpoint(c: ml_collections.ConfigDict, task) -> tuple[str, str]:
+    """(metric, mode) the best checkpoint is chosen by: the config's, else the task's own; a
+    metric the task does not report is a UserError here, before anything is built."""
+    reported = [f"{c.eval.prefix}/{name}" for name in task.metric_names()]
+    metric = c.checkpoint.best_metric or f"{c.eval.prefix}/{task.default_metric}"
+    _require(metric in reported, f"checkpoint.best_metric {metric!r} is not a metric this run "
+             f"reports (task {c.task.name}: {', '.join(reported)}); choose one of those")
+    mode = c.checkpoint.best_mode or ("min" if metric.endswith("loss") else task.default_mode)
+    return metric, mode
 
 
 def model_options(c: ml_collections.ConfigDict) -> dict:

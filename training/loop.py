@@ -8,23 +8,22 @@ is touched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import ml_collections
-import numpy as np
 from flax import nnx
 
 import models
-from data import pipeline, sources
+import tasks
+from data import inputs as inputs_lib
 from errors import UserError
-from training import checkpoint, config as config_lib, device_augment, mesh as mesh_lib, metrics
-from training import optim, record
-from training import state as state_lib, step as step_lib
+from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
+from training import record, state as state_lib, step as step_lib
 from training.progress import ProgressReporter
 
 # Fields that may change between a run and its resumption without changing its maths.
@@ -32,42 +31,43 @@ RESUMABLE_CHANGES = {"train.steps", "train.log_every_steps", "data.num_workers",
                      "data.data_dir", "data.cache"}
 
 
-@dataclass
-class Data:
-    train_source: object
-    eval_source: object
-    num_classes: int
-    in_channels: int
+DATA_INFO = "data_info.json"  # what predict needs of the dataset, without the dataset
 
 
-def open_data(c: ml_collections.ConfigDict) -> Data:
-    d = c.data
-    train_source = sources.open_split(d.name, d.train_split, d.data_dir, skip_bad=d.skip_bad)
-    eval_source = sources.open_split(d.name, d.eval_split, d.data_dir, skip_bad=d.skip_bad)
-    from data import stats  # normalize(NAME) finds its cached statistics in the run's data dir
-
-    stats.use_data_dir(d.data_dir)
-    return Data(train_source, eval_source, sources.num_classes(d.name, d.data_dir),
-                in_channels=sources.image_channels(d.name, d.data_dir))
+def data_info(c: ml_collections.ConfigDict, data: inputs_lib.Data) -> tasks.DataInfo:
+    return tasks.DataInfo(name=c.data.name, num_classes=data.num_classes,
+                          in_channels=data.in_channels, class_names=data.class_names,
+                          description=data.description)
 
 
-def build_model(c: ml_collections.ConfigDict, data: Data) -> nnx.Module:
-    options = config_lib.model_options(c)
+def build_task(c: ml_collections.ConfigDict, data: inputs_lib.Data) -> tasks.Task:
+    """The config's task, checked against the config and the data; UserError if it does not fit."""
+    task = tasks.create(c, data_info(c, data))
+    task.check()
+    config_lib.best_checkpoint(c, task)
+    if task.eval_sizes_vary() and jax.process_count() > 1:
+        raise UserError(f"task {task.name} evaluates whole images of different sizes, which runs "
+                        "on one process; train with --distributed, then `launch.py eval` on one")
+    return task
+
+
+def build_model(c: ml_collections.ConfigDict, task: tasks.Task) -> nnx.Module:
+    """The config's network, after checking that its output is what the task learns from."""
     try:
-        return models.create(c.model.name, num_classes=data.num_classes,
-                             in_channels=data.in_channels, seed=c.seed, **options)
+        spec = models.spec(c.model.name)
     except models.UnknownModelError as err:
         raise UserError(str(err)) from None
+    if spec.output != task.model_output:
+        raise UserError(f"model {c.model.name!r} outputs {spec.output} but task {task.name} needs "
+                        f"{task.model_output}; choose a {task.model_output} network "
+                        "(`launch.py models` lists each network's output)")
+    options = config_lib.model_options(c)
+    try:
+        model = models.create(c.model.name, seed=c.seed, **task.model_kwargs(), **options)
     except (TypeError, ValueError) as err:  # an option the factory lacks, or a bad value
         raise UserError(f"model {c.model.name!r} rejected options {options}: {err}") from None
-
-
-def host_augment(spec: str):
-    if not spec or spec == "none":
-        return None
-    from data import augment  # imported only when used: it pulls in the op registry
-
-    return augment.host_pipeline(spec)
+    task.check_model(c.model.name, model)
+    return model
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -97,62 +97,37 @@ def check_resumable(workdir: Path, c: ml_collections.ConfigDict) -> bool:
     return (workdir / "checkpoints").exists()
 
 
-def evaluate(eval_step, state, inputs: Inputs, c, mesh) -> dict[str, float]:
-    per_process = c.eval.batch_size // jax.process_count()
+def evaluate(eval_step, state, inputs: inputs_lib.Inputs, task: tasks.Task, c,
+             mesh) -> dict[str, float]:
     totals = None
-    for batch in pipeline.eval_batches(inputs.eval_ds, batch_size=per_process,
-                                       num_batches=inputs.eval_batches):
+    for batch in inputs.eval_batches():
         totals = metrics.add(totals, eval_step(state, mesh_lib.global_batch(batch, mesh)))
-    return metrics.reduce(totals, c.eval.prefix)
+    return {f"{c.eval.prefix}/{k}": v for k, v in task.finalize(totals).items()}
 
 
-@dataclass
-class Inputs:
-    train_iter: object
-    eval_ds: object
-    eval_batches: int
-    class_counts: np.ndarray | None  # this process's train records per class, when known
+def build_inputs(c: ml_collections.ConfigDict, data: inputs_lib.Data, task: tasks.Task,
+                 devices: int) -> inputs_lib.Inputs:
+    return inputs_lib.build_inputs(c, data, decode=task.decode, train_example=task.train_example,
+                                   eval_example=task.eval_example, multiple=devices,
+                                   eval_sizes_vary=task.eval_sizes_vary())
 
 
-def build_inputs(c: ml_collections.ConfigDict, data: Data) -> Inputs:
-    """This process's train stream and eval set. Class counts are reported when they come
-    cheap (a cached set) or are needed (balanced sampling): a full pass otherwise."""
-    shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
-    decode = dict(image_size=c.data.image_size, pad=c.data.pad, cache=c.data.cache, **shard)
-    train_ds = pipeline.decoded(data.train_source, **decode)
-    counts = None
-    if c.data.cache or c.data.balance:
-        labels = pipeline.labels_of(train_ds)
-        counts = np.bincount(labels, minlength=data.num_classes)
-        if c.data.balance:
-            train_ds = pipeline.balanced(train_ds, labels, seed=c.seed)
-    train_iter = iter(pipeline.train_dataset(
-        train_ds, batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,
-        augment=host_augment(c.data.augment), num_workers=c.data.num_workers,
-        prefetch=c.data.prefetch))
-    per_process = c.eval.batch_size // jax.process_count()
-    eval_count = pipeline.eval_batch_count(len(data.eval_source), per_process,
-                                           jax.process_count())
-    return Inputs(train_iter, pipeline.decoded(data.eval_source, **decode), eval_count, counts)
+def compile_steps(task: tasks.Task, defs, tx, mesh):
+    """(train step, eval step), jitted over `mesh`: the task's own, or the generic ones."""
+    steps = task.make_steps(defs, tx) or (step_lib.make_task_train_step(defs, tx, task),
+                                         step_lib.make_task_eval_step(defs, task))
+    return mesh_lib.compile_train_step(steps[0], mesh), mesh_lib.compile_eval_step(steps[1], mesh)
 
 
-def compile_steps(c: ml_collections.ConfigDict, defs, tx, num_classes: int, mesh):
-    """(train step, eval step), jitted over `mesh`."""
-    train_step = step_lib.make_train_step(
-        defs, tx, num_classes=num_classes, label_smoothing=c.train.label_smoothing,
-        aux_loss_weight=c.train.aux_loss_weight,
-        device_augment=device_augment.build(c, num_classes))
-    eval_step = step_lib.make_eval_step(defs, num_classes=num_classes)
-    return (mesh_lib.compile_train_step(train_step, mesh),
-            mesh_lib.compile_eval_step(eval_step, mesh))
-
-
-def _announce(progress, c, state, inputs: Inputs, devices: int, workdir: Path,
-              resumed_at: int | None) -> None:
-    """The run's opening lines: network, devices, directory; class counts when known."""
-    progress.message(f"{c.model.name}: {state_lib.count_params(state.params):,} parameters, "
-                     f"{devices} device(s), run directory {workdir}"
+def _announce(progress, c, state, data: inputs_lib.Data, inputs: inputs_lib.Inputs,
+              devices: int, workdir: Path, resumed_at: int | None) -> None:
+    """The run's opening lines: task, network, devices, directory; how labels were read and
+    class counts, when known."""
+    progress.message(f"{c.task.name}, {c.model.name}: {state_lib.count_params(state.params):,} "
+                     f"parameters, {devices} device(s), run directory {workdir}"
                      + (f", resumed at step {resumed_at}" if resumed_at is not None else ""))
+    if data.description:
+        progress.message(data.description)
     if inputs.class_counts is not None:
         progress.message("train examples per class: " + " ".join(
             f"{k}:{n}" for k, n in enumerate(inputs.class_counts))
@@ -165,21 +140,22 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     started = time.perf_counter()
     mesh = mesh_lib.make_mesh()
     config_lib.validate(c, mesh.devices.size)
-    data = open_data(c)
-    model = build_model(c, data)
+    data = inputs_lib.open_data(c)
+    task = build_task(c, data)
+    model = build_model(c, task)
     resume = check_resumable(workdir, c)
 
     tx = optim.make_optimizer(c)
-    defs, state = state_lib.create(model, tx, c.seed)
+    defs, state = task.create_state(model, tx, c.seed) or state_lib.create(model, tx, c.seed)
     state = mesh_lib.put_state(state, mesh)
-    train_step, eval_step = compile_steps(c, defs, tx, data.num_classes, mesh)
-    inputs = build_inputs(c, data)
+    train_step, eval_step = compile_steps(task, defs, tx, mesh)
+    inputs = build_inputs(c, data, task, mesh.devices.size)
     train_iter = inputs.train_iter
 
     workdir.mkdir(parents=True, exist_ok=True)
+    best_metric, best_mode = config_lib.best_checkpoint(c, task)
     ckpt = checkpoint.manager(workdir / "checkpoints", keep=c.checkpoint.keep,
-                              best_metric=c.checkpoint.best_metric,
-                              best_mode=c.checkpoint.best_mode)
+                              best_metric=best_metric, best_mode=best_mode)
     resumed_at = None
     if resume and ckpt.latest_step() is not None:
         state, data_state, _ = checkpoint.restore_latest(ckpt, state)
@@ -196,11 +172,12 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     is_main = jax.process_index() == 0
     run_record = record.RunRecord(workdir, writer_enabled=is_main)
     run_record.start(c.to_json(indent=2), resumed_at)
+    run_record.write_json(DATA_INFO, dataclasses.asdict(task.info))
     progress = ProgressReporter(c.train.steps, resumed_at or 0, enabled=show_progress and is_main)
-    _announce(progress, c, state, inputs, mesh.devices.size, workdir, resumed_at)
+    _announce(progress, c, state, data, inputs, mesh.devices.size, workdir, resumed_at)
 
     def run_eval(step_number, state):
-        values = evaluate(eval_step, state, inputs, c, mesh)
+        values = evaluate(eval_step, state, inputs, task, c, mesh)
         run_record.log(step_number, values)
         progress.message(f"step {step_number}  " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
         return values
@@ -214,7 +191,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
             clock.compiled(step_number, sums)
         at_end = step_number == last
         if step_number % c.train.log_every_steps == 0 or at_end:
-            train_values = metrics.reduce(totals, "train")
+            train_values = {f"train/{k}": v for k, v in task.finalize(totals).items()}
             totals = None
             train_values.update(clock.lap(step_number))
             run_record.log(step_number, train_values)
@@ -238,10 +215,22 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
         "wall_time_s": time.perf_counter() - started, **clock.totals(),
         "devices": mesh.devices.size, "resumed_at": resumed_at,
     }
+    if is_main:
+        pictures_of_run(workdir, task, defs, state, inputs)
     run_record.finish(summary)
     progress.message(f"done: {summary['steps']} steps in {summary['wall_time_s']:.1f} s; " +
                      "  ".join(f"{k} {v:.4f}" for k, v in eval_values.items()))
     return summary
+
+
+def pictures_of_run(workdir: Path, task: tasks.Task, defs, state, inputs) -> None:
+    """`curves.png` from the metrics logged so far and `samples.png` of the first eval batch."""
+    plots.curves(workdir / "metrics.jsonl", workdir / "curves.png")
+    batch = next(iter(inputs.eval_batches()))
+    real = min(8, int(batch["mask"].sum()))  # padding sits at the end of a batch
+    keep = {k: v[:real] for k, v in batch.items()}
+    outputs = step_lib.make_outputs_fn(defs, task)(jax.device_get(state), keep)
+    task.samples_figure(keep, jax.device_get(outputs), workdir / "samples.png")
 
 
 class _ThroughputClock:

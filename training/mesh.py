@@ -30,10 +30,12 @@ def put_state(state, mesh: Mesh):
 
 
 def global_batch(local_batch: dict, mesh: Mesh) -> dict:
-    """Assembles this process's slice of every array into one globally sharded array."""
+    """Assembles this process's slice of every array into one globally sharded array; text
+    (file names) stays on the host."""
     sharding = batch_sharded(mesh)
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-            for k, v in local_batch.items()}
+    arrays = {k: np.asarray(v) for k, v in local_batch.items()}
+    return {k: jax.make_array_from_process_local_data(sharding, v)
+            for k, v in arrays.items() if v.dtype.kind not in "USO"}
 
 
 def compile_train_step(step_fn, mesh: Mesh):

@@ -68,7 +68,7 @@ class RunRecord:
         self.workdir, self.enabled = workdir, writer_enabled
         self._tb = None
 
-    def _write_json(self, name: str, obj: dict) -> None:
+    def write_json(self, name: str, obj: dict) -> None:
         if self.enabled:
             (self.workdir / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
@@ -76,7 +76,7 @@ class RunRecord:
         if not self.enabled:
             return
         (self.workdir / "config.json").write_text(config_json + "\n")
-        self._write_json("environment.json", environment())
+        self.write_json("environment.json", environment())
         if resumed_at is not None:
             self._truncate_metrics_after(resumed_at)
         from tensorboardX import SummaryWriter
@@ -100,6 +100,6 @@ class RunRecord:
             self._tb.add_scalar(name, value, step)
 
     def finish(self, summary: dict) -> None:
-        self._write_json("summary.json", summary)
+        self.write_json("summary.json", summary)
         if self._tb is not None:
             self._tb.close()

@@ -1,0 +1,91 @@
+"""A run's data, built from its config: the two sources, what the task needs to know of them,
+and this process's train stream and eval set.
+
+The task (tasks/) supplies how an example is prepared: `decode(record)`, then
+`train_example(example, rng)` for training and `eval_example(example, index)` for evaluation;
+this module only wires them into the Grain pipeline of data/pipeline.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+from data import pipeline, sources
+
+
+@dataclasses.dataclass
+class Data:
+    train_source: object
+    eval_source: object
+    num_classes: int | None
+    in_channels: int
+    class_names: tuple[str, ...]
+    description: str  # how the labels were read (segmentation folders), else ""
+
+
+def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
+    """The config's sources (the train one only when `train`) and their metadata."""
+    d = c.data
+    train_source = (sources.open_split(d.name, d.train_split, d.data_dir, skip_bad=d.skip_bad)
+                    if train else None)
+    eval_source = sources.open_split(d.name, d.eval_split, d.data_dir, skip_bad=d.skip_bad)
+    from data import stats  # normalize(NAME) finds its cached statistics in the run's data dir
+
+    stats.use_data_dir(d.data_dir)
+    return Data(train_source, eval_source, sources.num_classes(d.name, d.data_dir),
+                in_channels=sources.image_channels(d.name, d.data_dir),
+                class_names=tuple(sources.class_names(d.name, d.data_dir)),
+                description=getattr(sources, 'describe', lambda *a: '')(d.name, d.data_dir))
+
+
+@dataclasses.dataclass
+class Inputs:
+    train_iter: object
+    eval_ds: object
+    eval_batches: Callable[[], object]  # a fresh pass over the eval set, in padded batches
+    class_counts: np.ndarray | None     # this process's train records per class, when known
+
+
+def build_inputs(c: ml_collections.ConfigDict, data: Data, *, decode: Callable,
+                 train_example: Callable, eval_example: Callable, multiple: int = 1,
+                 eval_sizes_vary: bool = False) -> Inputs:
+    """This process's train stream and eval set. Class counts are reported when they come
+    cheap (a cached set) or are needed (balanced sampling): a full pass otherwise. Eval sets of
+    whole images of different sizes are batched by shape, each batch padded to a multiple of
+    `multiple` (the device count) rather than to the full eval batch size."""
+    shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
+    train_iter, counts = None, None
+    if data.train_source is not None:
+        train_iter, counts = _train_stream(c, data, decode, train_example, shard)
+    eval_ds = pipeline.decoded(data.eval_source, prepare=decode, keyed=eval_example,
+                               cache=c.data.cache, **shard)
+    per_process = c.eval.batch_size // jax.process_count()
+    if eval_sizes_vary:
+        local_multiple = max(1, multiple // jax.process_count())
+        batches = lambda: pipeline.eval_batches_by_shape(eval_ds, per_process, local_multiple)
+    else:
+        count = pipeline.eval_batch_count(len(data.eval_source), per_process,
+                                          jax.process_count())
+        batches = lambda: pipeline.eval_batches(eval_ds, batch_size=per_process,
+                                                num_batches=count)
+    return Inputs(train_iter, eval_ds, batches, counts)
+
+
+def _train_stream(c, data: Data, decode: Callable, train_example: Callable, shard: dict):
+    """(the train iterator, class counts or None)."""
+    train_ds = pipeline.decoded(data.train_source, prepare=decode, cache=c.data.cache, **shard)
+    counts = None
+    if "label" in train_ds[0] and (c.data.cache or c.data.balance):
+        labels = pipeline.labels_of(train_ds)
+        counts = np.bincount(labels, minlength=data.num_classes)
+        if c.data.balance:
+            train_ds = pipeline.balanced(train_ds, labels, seed=c.seed)
+    train_iter = iter(pipeline.train_dataset(
+        train_ds, batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,
+        transform=train_example, num_workers=c.data.num_workers, prefetch=c.data.prefetch))
+    return train_iter, counts

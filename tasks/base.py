@@ -1,0 +1,140 @@
+"""The Task seam (DESIGN.md §9): what is learned, apart from how it is trained.
+
+A task says what a batch holds, how an example is prepared on the host, what the loss is, which
+metrics it reports and how they are reduced, what the end-of-run picture shows and what
+`launch.py predict` writes. The loop, checkpoints, sharding, sweeps and reports know a task only
+through this interface. One-player tasks inherit the generic train and eval steps
+(training/step.py); a task with several players (a GAN) overrides `create_state` and
+`make_steps` and owns its step and state.
+
+Host side (Grain, NumPy):  decode(record) -> example
+                           train_example(example, rng) -> example   (augmentation, patches, degradation)
+                           eval_example(example, index) -> example  (deterministic per index)
+Device side (jitted):      loss(model, batch, key) -> (loss, outputs)
+                           eval_outputs(model, batch) -> outputs
+                           metric_sums(outputs, batch, mask) -> {name: summed array}
+Host, once per eval:       finalize(totals) -> {name: float}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+from errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What a task needs to know of its dataset, read before anything is built."""
+
+    name: str
+    num_classes: int | None      # label or mask classes; None for unlabelled images
+    in_channels: int
+    class_names: tuple[str, ...] = ()
+    description: str = ""        # e.g. how label values were mapped to classes, printed at start
+
+
+class Task:
+    """The interface, with the defaults a one-player task inherits."""
+
+    name: str = ""
+    model_output: str = ""            # models.ModelSpec.output the task needs
+    default_metric: str = "loss"      # the best-checkpoint metric, without the prefix
+    default_mode: str = "min"
+
+    def __init__(self, c: ml_collections.ConfigDict, info: DataInfo):
+        self.c, self.info = c, info
+
+    # --- before anything is built -----------------------------------------------------------
+    def check(self) -> None:
+        """Raises UserError when the config or the data does not fit the task."""
+
+    def metric_names(self) -> list[str]:
+        """Every eval metric the task reports, without the prefix (`accuracy`, `iou/3`)."""
+        raise NotImplementedError
+
+    def model_kwargs(self) -> dict:
+        """What models.create gets beside the config's model options."""
+        kwargs = {"in_channels": self.model_channels()}
+        if self.info.num_classes is not None:
+            kwargs["num_classes"] = self.info.num_classes
+        return kwargs
+
+    def model_channels(self) -> int:
+        return self.info.in_channels
+
+    def check_model(self, model_name: str, model: Any) -> None:
+        """The built model fits the task (its output kind is checked before it is built)."""
+
+    # --- host side ----------------------------------------------------------------------------
+    def decode(self, record: dict) -> dict:
+        raise NotImplementedError
+
+    def train_example(self, example: dict, rng: np.random.Generator) -> dict:
+        return example
+
+    def eval_example(self, example: dict, index: int) -> dict:
+        return example
+
+    def eval_sizes_vary(self) -> bool:
+        """True when eval examples differ in size (whole images): batched by shape."""
+        return False
+
+    # --- device side ----------------------------------------------------------------------------
+    def device_augment(self) -> Callable[[dict, jax.Array], dict] | None:
+        """A jittable `(batch, key) -> batch` run in the train step before the loss, or None."""
+        return None
+
+    def loss(self, model, batch: dict, key: jax.Array):
+        raise NotImplementedError
+
+    def eval_outputs(self, model, batch: dict):
+        raise NotImplementedError
+
+    def metric_sums(self, outputs, batch: dict, mask: jax.Array) -> dict:
+        raise NotImplementedError
+
+    def finalize(self, totals: dict) -> dict[str, float]:
+        """{name: value} from the sums of a whole pass."""
+        return means(totals)
+
+    # --- steps and state (a several-player task overrides these) -------------------------------
+    def create_state(self, model, tx, seed: int):
+        """(defs, state) of the task's own making, or None for training/state.py's one model."""
+        return None
+
+    def make_steps(self, defs, tx):
+        """(train_step, eval_step) of the task's own making, pure and not yet compiled, or None
+        for training/step.py's generic ones (one model, one optimizer)."""
+        return None
+
+    # --- pictures and predictions -------------------------------------------------------------
+    def samples_figure(self, batch: dict, outputs, path: Path) -> None:
+        """`samples.png`: input, target and prediction for a few eval examples."""
+
+    def check_input(self, model, image: np.ndarray, path: Path) -> None:
+        """Raises UserError when `image` (uint8 HWC) cannot go through the network."""
+
+    def predict(self, model, paths: list[Path], out: Path) -> list[Path]:
+        """Writes the task's predictions for the images at `paths` into the existing folder
+        `out`, with `model` (eval mode); returns the files written."""
+        raise UserError(f"task {self.name!r} has no predict")
+
+    # --- helpers for subclasses -----------------------------------------------------------------
+    def require(self, ok: bool, message: str) -> None:
+        if not ok:
+            raise UserError(message)
+
+
+def means(totals: dict) -> dict[str, float]:
+    """Means from (sum, count) pairs: every key but `count` divided by `count`, once, on the
+    host (Scenic's rule: neither padding nor the device count biases a mean)."""
+    host = {k: np.asarray(v, np.float64) for k, v in jax.device_get(totals).items()}
+    count = host.pop("count")
+    return {k: float(v / count) for k, v in host.items()}

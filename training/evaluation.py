@@ -1,0 +1,26 @@
+"""Evaluating a trained run: its state restored, its eval step compiled over the mesh, one pass
+over an eval set. The same computation as the evaluation inside `launch.py train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data import inputs as inputs_lib
+from training import config as config_lib, loop, mesh as mesh_lib, optim, run_dir
+
+
+def evaluate_run(workdir: Path, which: str, overrides: list[str]):
+    """(metrics, checkpoint step, config) of the run in `workdir` on its (overridden) eval set."""
+    from training import eval_cli
+
+    c = run_dir.load_config(workdir)
+    c = eval_cli.apply_overrides(c, overrides, allowed=("data", "eval"))
+    mesh = mesh_lib.make_mesh()
+    config_lib.validate(c, mesh.devices.size)
+    data = inputs_lib.open_data(c, train=False)
+    task = loop.build_task(c, data)
+    defs, state, step = run_dir.restore(workdir, c, task, which)
+    state = mesh_lib.put_state(state, mesh)
+    _, eval_step = loop.compile_steps(task, defs, optim.make_optimizer(c), mesh)
+    inputs = loop.build_inputs(c, data, task, mesh.devices.size)
+    return loop.evaluate(eval_step, state, inputs, task, c, mesh), step, c

@@ -1,0 +1,55 @@
+"""`launch.py predict --workdir RUN --input PATH --out DIR [--checkpoint best|latest|STEP]`:
+the trained network of RUN applied to an image or a folder of images, with the run's own
+preprocessing; what is written is the task's (classification: predictions.csv and logits.npy;
+segmentation: NAME.png class ids and NAME_overlay.png; super-resolution, denoising and
+autoencoders: NAME.png restored).
+
+Every input is read and checked before anything is written: an unreadable image, a channel
+count the network cannot take, an image smaller than the network allows, a run with no
+checkpoint or an --out that is a file is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from errors import UserError
+
+
+def main(argv: list[str]) -> int:
+    if "--help" in argv or "-h" in argv:
+        print(__doc__.strip())
+        return 0
+    from training import eval_cli
+
+    args, rest = eval_cli.own_flags(argv, "input", "out")
+    if rest:
+        raise UserError(f"{rest[0].split('=')[0]}: predict takes no config overrides; it uses "
+                        "the run's own")
+    from data import image_files
+
+    paths = image_files.input_paths(args.input)
+    out = image_files.output_dir(args.out)
+    from flax import nnx
+
+    from training import loop, run_dir
+
+    workdir = Path(args.workdir)
+    c = run_dir.load_config(workdir)
+    info = run_dir.saved_data_info(workdir)
+    if info is None:  # a run recorded before data_info.json: read its dataset's metadata
+        from data import inputs
+
+        info = loop.data_info(c, inputs.open_data(c, train=False))
+    import tasks
+
+    task = tasks.create(c, info)
+    defs, state, step = run_dir.restore(workdir, c, task, args.checkpoint)
+    model = nnx.merge(defs.eval, state.params, state.batch_stats, state.rest)
+    for path in paths:  # all of them readable and of a size the network takes, before writing
+        task.check_input(model, image_files.read_for_model(path, info.in_channels), path)
+    out.mkdir(parents=True, exist_ok=True)
+    written = task.predict(model, paths, out)
+    print(f"{len(paths)} image(s) through {c.model.name} (checkpoint {args.checkpoint}, step "
+          f"{step}): wrote {len(written)} file(s) to {out}")
+    return 0

@@ -1,0 +1,89 @@
+"""A finished (or stopped) run directory, opened again: its config, its task and its trained
+state from a chosen checkpoint, for `launch.py eval` and `launch.py predict`.
+
+Opening never writes: a missing or unreadable config or checkpoint is a one-line UserError.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import ml_collections
+
+import tasks
+from errors import UserError, one_line
+from training import checkpoint, config as config_lib, loop, optim, state as state_lib
+
+
+def load_config(workdir: Path) -> ml_collections.ConfigDict:
+    """The run's resolved config, on today's defaults (fields added since keep their default)."""
+    path = workdir / "config.json"
+    if not path.is_file():
+        raise UserError(f"--workdir {workdir} is not a convjax run directory (no config.json); "
+                        "give the directory a `launch.py train` run wrote")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path}: {one_line(err)}; the run record is damaged") from None
+    c = config_lib.base_config()
+    _merge(c, saved)
+    return c
+
+
+def _merge(node: ml_collections.ConfigDict, saved: dict) -> None:
+    with node.unlocked():
+        for key, value in saved.items():
+            if isinstance(value, dict) and isinstance(node.get(key), ml_collections.ConfigDict):
+                _merge(node[key], value)
+            else:
+                node[key] = tuple(value) if isinstance(value, list) else value
+
+
+def saved_data_info(workdir: Path) -> tasks.DataInfo | None:
+    path = workdir / loop.DATA_INFO
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    return tasks.DataInfo(**{**info, "class_names": tuple(info["class_names"])})
+
+
+def checkpoint_step(mngr, which: str, workdir: Path) -> int:
+    """The step of `best`, `latest` or a step number, among the run's checkpoints."""
+    steps = sorted(mngr.all_steps())
+    if not steps:
+        raise UserError(f"{workdir} has no checkpoint; train it first (`launch.py train "
+                        f"--workdir {workdir}`)")
+    if which == "latest":
+        return steps[-1]
+    if which == "best":
+        best = mngr.best_step()
+        return best if best is not None else steps[-1]
+    if not which.isdigit() or int(which) not in steps:
+        raise UserError(f"--checkpoint {which!r}: choose best, latest or one of the saved steps "
+                        f"{', '.join(map(str, steps))}")
+    return int(which)
+
+
+def restore(workdir: Path, c: ml_collections.ConfigDict, task: tasks.Task, which: str):
+    """(defs, state, step) of the run's model at checkpoint `which`."""
+    model = loop.build_model(c, task)
+    tx = optim.make_optimizer(c)
+    defs, state = task.create_state(model, tx, c.seed) or state_lib.create(model, tx, c.seed)
+    directory = workdir / "checkpoints"
+    if not directory.is_dir():
+        raise UserError(f"{workdir} has no checkpoint; train it first (`launch.py train "
+                        f"--workdir {workdir}`)")
+    metric, mode = config_lib.best_checkpoint(c, task)
+    mngr = checkpoint.manager(directory, keep=c.checkpoint.keep, best_metric=metric,
+                              best_mode=mode)
+    try:
+        step = checkpoint_step(mngr, which, workdir)
+        state = checkpoint.restore_state(mngr, step, state)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise UserError(f"cannot restore checkpoint {which} of {workdir}: {one_line(err)}; the "
+                        "checkpoint does not fit this run's model") from None
+    finally:
+        mngr.close()
+    return defs, jax.device_get(state), step
