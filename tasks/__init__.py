@@ -11,10 +11,9 @@ import importlib
 from errors import UserError
 from tasks.base import DataInfo, Task
 
-# name -> "module:factory"; a factory is (config, DataInfo) -> Task. Imported on use, so a run
-# loads only its own task.
+# name -> "module:Class" of a Task subclass. Imported on use, so a run loads only its own task.
 TASKS = {
-    "classification": "tasks.classification:Classification.from_config",
+    "classification": "tasks.classification:Classification",
     "segmentation": "tasks.segmentation:Segmentation",
     "super_resolution": "tasks.reconstruction:SuperResolution",
     "denoising": "tasks.reconstruction:Denoising",
@@ -22,15 +21,22 @@ TASKS = {
 }
 
 
-def create(c, info: DataInfo) -> Task:
-    name = c.task.name
+def task_class(name: str) -> type[Task]:
     if name not in TASKS:
         raise UserError(f"unknown task.name {name!r}; choose one of {', '.join(TASKS)}")
-    module, _, attr = TASKS[name].partition(":")
-    factory = importlib.import_module(module)
-    for part in attr.split("."):
-        factory = getattr(factory, part)
-    return factory(c, info)
+    module, _, cls = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["DataInfo", "TASKS", "Task", "create"]
+def create(c, info: DataInfo) -> Task:
+    return task_class(c.task.name).from_config(c, info)
+
+
+def headline_metrics(c) -> tuple[str, ...]:
+    """What a report shows of a run: the task's own metric and loss on the eval set, and the
+    train loss."""
+    default = c.checkpoint.best_metric or f"{c.eval.prefix}/{task_class(c.task.name).default_metric}"
+    return tuple(dict.fromkeys((default, f"{c.eval.prefix}/loss", "train/loss")))
+
+
+__all__ = ["DataInfo", "TASKS", "Task", "create", "headline_metrics", "task_class"]

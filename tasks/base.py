@@ -51,6 +51,10 @@ class Task:
     def __init__(self, c: ml_collections.ConfigDict, info: DataInfo):
         self.c, self.info = c, info
 
+    @classmethod
+    def from_config(cls, c: ml_collections.ConfigDict, info: DataInfo) -> "Task":
+        return cls(c, info)
+
     # --- before anything is built -----------------------------------------------------------
     def check(self) -> None:
         """Raises UserError when the config or the data does not fit the task."""

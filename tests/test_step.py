@@ -71,7 +71,7 @@ def test_step_schedule_multiplies_at_boundaries():
         [1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
 
 
-@pytest.mark.parametrize("name", config_lib.OPTIMIZERS)
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
 def test_every_optimizer_builds_and_updates(name):
     tx = optim.make_optimizer(_config(optimizer__name=name, optimizer__weight_decay=1e-4,
                                       optimizer__grad_clip_norm=1.0))

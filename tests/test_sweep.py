@@ -24,7 +24,8 @@ def test_aggregate_groups_seeds_with_mean_and_sample_std():
     runs = [({"data.augment": "", "seed": s}, {"final_metrics": {"test/accuracy": a}})
             for s, a in [(0, 0.90), (1, 0.92), (2, 0.94)]]
     runs.append(({"data.augment": "flip_lr", "seed": 0}, {"final_metrics": {"test/accuracy": 0.8}}))
-    table = {row["variant"]: row for row in sweep.aggregate(runs)}
+    reported = ("test/accuracy", "test/loss", "train/loss")
+    table = {row["variant"]: row for row in sweep.aggregate(runs, reported)}
     row = table["data.augment="]
     assert row["seeds"] == [0, 1, 2]
     assert row["test/accuracy"]["mean"] == pytest.approx(0.92)

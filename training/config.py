@@ -12,10 +12,7 @@ from ml_collections import config_dict
 
 from errors import UserError
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "step", "cosine", "warmup_cosine", "linear")
 BEST_MODES = ("max", "min")
-MIXES = ("none", "mixup", "cutmix")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -106,7 +103,11 @@ def _require(ok: bool, message: str) -> None:
 
 
 def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
-    """Checks what can be checked without building anything; raises UserError."""
+    """Checks what can be checked without building anything; raises UserError. The names
+    are checked against the registries' own tables (imported here: they pull in Optax/JAX)."""
+    from data.augment.mix import KINDS as MIXES
+    from training.optim import OPTIMIZERS, SCHEDULES
+
     t, o, s = c.train, c.optimizer, c.schedule
     _require(t.steps > 0, f"train.steps must be positive, got {t.steps}")
     _require(t.batch_size > 0 and t.batch_size % num_devices == 0,

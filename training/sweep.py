@@ -19,9 +19,6 @@ import numpy as np
 from errors import UserError, one_line
 from training import cli
 
-REPORTED = ("test/accuracy", "test/loss", "train/loss")
-
-
 def load_sweep(config_path: str) -> list[dict]:
     spec = importlib.util.spec_from_file_location("experiment", config_path)
     module = importlib.util.module_from_spec(spec)
@@ -58,7 +55,7 @@ def apply(config, overrides: dict):
     return config
 
 
-def aggregate(results: list[tuple[dict, dict]]) -> list[dict]:
+def aggregate(results: list[tuple[dict, dict]], reported: tuple[str, ...]) -> list[dict]:
     """Groups runs by their overrides other than `seed`; mean/std/n of each reported metric."""
     groups: dict[str, dict] = {}
     for overrides, summary in results:
@@ -69,7 +66,7 @@ def aggregate(results: list[tuple[dict, dict]]) -> list[dict]:
     table = []
     for group in groups.values():
         row = {"variant": group["variant"], "seeds": group["seeds"]}
-        for metric in REPORTED:
+        for metric in reported:
             values = np.array([run[metric] for run in group["runs"] if metric in run])
             if len(values):
                 row[metric] = {"mean": float(values.mean()), "n": len(values),
@@ -103,18 +100,21 @@ def main(argv: list[str]) -> int:
             print(f"[{i}/{len(runs)}] {run_name(overrides)}", flush=True)
             summary = loop.train(run_config, workdir, show_progress=False)
         results.append((overrides, summary))
-    table = aggregate(results)
+    import tasks
+
+    reported = tasks.headline_metrics(config)
+    table = aggregate(results, reported)
     (root / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
-    print(format_table(table))
+    print(format_table(table, reported))
     print(f"sweep: {len(runs)} runs in {root}")
     return 0
 
 
-def format_table(table: list[dict]) -> str:
+def format_table(table: list[dict], reported: tuple[str, ...]) -> str:
     width = max([len("variant")] + [len(row["variant"]) for row in table])
-    lines = [f"{'variant':<{width}} " + " ".join(f"{m:>22}" for m in REPORTED)]
+    lines = [f"{'variant':<{width}} " + " ".join(f"{m:>22}" for m in reported)]
     for row in table:
         cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f} (n={row[m]['n']})"
-                 if m in row else "-" for m in REPORTED]
+                 if m in row else "-" for m in reported]
         lines.append(f"{row['variant']:<{width}} " + " ".join(f"{c:>22}" for c in cells))
     return "\n".join(lines)
