@@ -26,6 +26,7 @@ class Data:
     in_channels: int
     class_names: tuple[str, ...]
     description: str  # how the labels were read (segmentation folders), else ""
+    labels: str       # what a record is labelled with: "class", "pixel" (a mask) or "none"
 
 
 def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
@@ -40,7 +41,12 @@ def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
     return Data(train_source, eval_source, sources.num_classes(d.name, d.data_dir),
                 in_channels=sources.image_channels(d.name, d.data_dir),
                 class_names=tuple(sources.class_names(d.name, d.data_dir)),
-                description=getattr(sources, 'describe', lambda *a: '')(d.name, d.data_dir))
+                description=getattr(sources, 'describe', lambda *a: '')(d.name, d.data_dir),
+                labels=labels_of_record(eval_source[0]) if len(eval_source) else "none")
+
+
+def labels_of_record(record: dict) -> str:
+    return "pixel" if "mask" in record else "class" if "label" in record else "none"
 
 
 @dataclasses.dataclass

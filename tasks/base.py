@@ -38,6 +38,7 @@ class DataInfo:
     in_channels: int
     class_names: tuple[str, ...] = ()
     description: str = ""        # e.g. how label values were mapped to classes, printed at start
+    labels: str = "class"        # what records are labelled with: class, pixel (masks) or none
 
 
 class Task:

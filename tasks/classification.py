@@ -80,10 +80,10 @@ class Classification(base.Task):
         return cls(c, info, host_augment=host, device_hook=device)
 
     def check(self) -> None:
-        self.require(self.num_classes is not None and self.num_classes > 1,
+        self.require(self.info.labels == "class" and self.num_classes > 1,
                      f"task classification needs labelled data; dataset {self.info.name!r} has "
-                     "no class labels (use an image-to-image task, e.g. --config.task.name="
-                     "autoencoder)")
+                     "no class per image (use --config.task.name=segmentation for masks, or an "
+                     "image-to-image task such as autoencoder for unlabelled images)")
 
     def metric_names(self) -> list[str]:
         return ["loss", "accuracy"] + (["top5"] if self.num_classes > 5 else [])

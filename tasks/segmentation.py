@@ -94,7 +94,7 @@ class Segmentation(base.Task):
 
     def check(self) -> None:
         t = self.c.task
-        self.require(self.num_classes is not None and self.num_classes >= 2,
+        self.require(self.info.labels == "pixel" and self.num_classes >= 2,
                      f"task segmentation needs per-pixel labels; dataset {self.info.name!r} has "
                      "none (use seg:DIR, with image/ and label/ folders, or digit_scenes)")
         self.require(self.loss_name in LOSSES, f"unknown task.loss {self.loss_name!r} for "

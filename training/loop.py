@@ -37,7 +37,7 @@ DATA_INFO = "data_info.json"  # what predict needs of the dataset, without the d
 def data_info(c: ml_collections.ConfigDict, data: inputs_lib.Data) -> tasks.DataInfo:
     return tasks.DataInfo(name=c.data.name, num_classes=data.num_classes,
                           in_channels=data.in_channels, class_names=data.class_names,
-                          description=data.description)
+                          description=data.description, labels=data.labels)
 
 
 def build_task(c: ml_collections.ConfigDict, data: inputs_lib.Data) -> tasks.Task:
