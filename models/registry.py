@@ -1,8 +1,15 @@
 """The model registry: every network is created by name, with its published default input.
 
-A factory is a function `(*, num_classes, in_channels, rngs, **options) -> nnx.Module`.
+A factory is a function `(*, num_classes, in_channels, rngs, **options) -> nnx.Module`; an
+image-to-image network (`output="image"`) takes no `num_classes`. A spec's `output` says what
+the network produces, so a task can refuse a network that does not fit it before anything is
+built: "class_logits" (B, K), "pixel_logits" (B, H', W', K) or "image" (B, H', W', C).
 Registering it under its `model_params.json` key (plus friendlier aliases) is what makes it
 reachable from a config (`model.name`) and from `launch.py summary`.
+
+This module imports no family: the family modules import it to register themselves, and
+`models/__init__.py` imports them all (models/families.py) right after it, so the table is
+full whenever anything under `models` has been imported, and no import goes in a circle.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ class ModelSpec:
     name: str
     factory: Callable[..., nnx.Module]
     input_shape: tuple[int, int, int]  # (H, W, C) the paper trains on
-    num_classes: int
+    num_classes: int | None     # None for image-to-image networks
     aliases: tuple[str, ...] = ()
+    output: str = "class_logits"
 
 
 _SPECS: dict[str, ModelSpec] = {}
@@ -30,15 +38,22 @@ class UnknownModelError(ValueError):
     """Raised for a model name that is not registered; its message lists the known names."""
 
 
-def register(name: str, *, input_shape: tuple[int, int, int], num_classes: int,
-             aliases: tuple[str, ...] = ()):
+OUTPUTS = ("class_logits", "pixel_logits", "image")
+
+
+def register(name: str, *, input_shape: tuple[int, int, int], num_classes: int | None,
+             aliases: tuple[str, ...] = (), output: str = "class_logits"):
     """Decorator: registers `factory` under `name` (and `aliases`)."""
+
+    if output not in OUTPUTS:
+        raise ValueError(f"model {name!r}: output {output!r} is not one of {OUTPUTS}")
 
     def wrap(factory):
         for key in (name, *aliases):
             if key in _SPECS or key in _ALIASES:
                 raise ValueError(f"model name {key!r} is registered twice")
-        _SPECS[name] = ModelSpec(name, factory, tuple(input_shape), num_classes, tuple(aliases))
+        _SPECS[name] = ModelSpec(name, factory, tuple(input_shape), num_classes, tuple(aliases),
+                                output)
         _ALIASES.update({alias: name for alias in aliases})
         return factory
 
@@ -46,7 +61,6 @@ def register(name: str, *, input_shape: tuple[int, int, int], num_classes: int,
 
 
 def spec(name: str) -> ModelSpec:
-    _import_families()
     canonical = _ALIASES.get(name, name)
     if canonical not in _SPECS:
         raise UnknownModelError(
@@ -57,7 +71,6 @@ def spec(name: str) -> ModelSpec:
 
 def names() -> list[str]:
     """Canonical names of all registered networks, sorted."""
-    _import_families()
     return sorted(_SPECS)
 
 
@@ -67,12 +80,8 @@ def create(name: str, *, num_classes: int | None = None, in_channels: int | None
     s = spec(name)
     if rngs is None:
         rngs = nnx.Rngs(params=seed, dropout=seed + 1)
-    return s.factory(
-        num_classes=s.num_classes if num_classes is None else num_classes,
-        in_channels=s.input_shape[2] if in_channels is None else in_channels,
-        rngs=rngs, **options)
+    if s.output != "image":
+        options["num_classes"] = s.num_classes if num_classes is None else num_classes
+    return s.factory(in_channels=s.input_shape[2] if in_channels is None else in_channels,
+                     rngs=rngs, **options)
 
-
-def _import_families() -> None:
-    # Imported lazily so that `models.registry` can be imported by the family modules.
-    import models.families  # noqa: F401

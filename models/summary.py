@@ -152,17 +152,21 @@ def summarize(name: str, input_shape: tuple[int, ...] | None = None,
     input_shape = tuple(spec.input_shape if input_shape is None else input_shape)
     if len(input_shape) == 2:
         input_shape += (spec.input_shape[2],)
+    if spec.num_classes is None and num_classes is not None:
+        raise UserError(f"{spec.name} outputs an {spec.output}, not classes: drop --num-classes")
     num_classes = spec.num_classes if num_classes is None else num_classes
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise UserError(f"input shape {input_shape} is not H x W x C with positive sizes")
-    if num_classes < 1:
+    if num_classes is not None and num_classes < 1:
         raise UserError(f"--num-classes must be at least 1, got {num_classes}")
+    classes = {} if num_classes is None else {"num_classes": num_classes}
     try:
         model = nnx.eval_shape(lambda: registry.create(
-            spec.name, num_classes=num_classes, in_channels=input_shape[2]))
+            spec.name, in_channels=input_shape[2], **classes))
     except (TypeError, ValueError) as err:
-        raise UserError(f"cannot build {spec.name} for a {_hwc(input_shape)} input "
-                        f"and {num_classes} classes: {_first_line(err)}") from None
+        for_classes = "" if num_classes is None else f" and {num_classes} classes"
+        raise UserError(f"cannot build {spec.name} for a {_hwc(input_shape)} input"
+                        f"{for_classes}: {_first_line(err)}") from None
     return summarize_module(model, input_shape, name=spec.name, num_classes=num_classes,
                             check_xla=check_xla)
 

@@ -186,7 +186,12 @@ def check_forward_backward(name: str, side: int, abstract: bool = False, **optio
         assert sum(float(jnp.sum(g * g)) for g in jax.tree.leaves(grads)) > 0
 
 
-@pytest.mark.parametrize("name", models.names())
+# Classifiers only: the dense-prediction and image-to-image nets (FCN, U-Net, DnCNN, ...) are
+# run forward and backward in tests/test_dense_models.py.
+CLASSIFIERS = [n for n in models.names() if models.spec(n).output == "class_logits"]
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_forward_backward(name):
     heavy = bool(os.environ.get(HEAVY_ENV))
     if name in DEEP and not heavy:
