@@ -41,7 +41,7 @@ def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
     return Data(train_source, eval_source, sources.num_classes(d.name, d.data_dir),
                 in_channels=sources.image_channels(d.name, d.data_dir),
                 class_names=tuple(sources.class_names(d.name, d.data_dir)),
-                description=getattr(sources, 'describe', lambda *a: '')(d.name, d.data_dir),
+                description=sources.describe(d.name, d.data_dir),
                 labels=labels_of_record(eval_source[0]) if len(eval_source) else "none")
 
 

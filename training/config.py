@@ -132,6 +132,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(c.checkpoint.keep >= 1, "checkpoint.keep must be at least 1")
     _require(c.checkpoint.best_mode in ("", *BEST_MODES),
              f"checkpoint.best_mode must be 'max' or 'min', got {c.checkpoint.best_mode!r}")
+    _require(bool(c.data.name), "data.name is not set: this experiment has no embedded dataset; "
+             "give one, e.g. --config.data.name=seg:DIR (the experiment's docstring says which)")
     _require(c.data.image_size > 0, f"data.image_size must be positive, got {c.data.image_size}")
     _require(c.data.pad >= 0, f"data.pad must be >= 0, got {c.data.pad}")
     _require(c.data.num_workers >= 0, "data.num_workers must be >= 0")

@@ -3,6 +3,9 @@
     parse("random_crop(32, pad=4)|flip_lr|cutout(8)|normalize(cifar10)") -> [OpCall, ...]
     host_pipeline(spec)(image_hwc, np_rng) -> image      # in a Grain per-example random_map
     device_pipeline(spec)(images_nhwc, key) -> images    # in the jitted step, vmapped
+    host_pipeline(spec, mask_fill=0)(image, rng, mask=mask_hw) -> (image, mask)  # segmentation:
+    device_pipeline(spec, mask_fill=0)(images, key, masks=masks_nhw) -> (images, masks)
+                                         # geometric ops move the mask too (nearest-neighbour)
     mix_batch(images, labels, key, kind, alpha, num_classes, label_smoothing)  # MixUp/CutMix
 
 Importing the op modules is what registers them; `names()` lists them.

@@ -4,6 +4,12 @@ Every warp is one inverse affine map in (row, col) pixel coordinates, input = A 
 sampled bilinearly with zero fill outside the image. On device the sampling is
 `dm_pix.affine_transform(order=1)`; on the host `affine_host` mirrors its maths in NumPy (a
 point blends its four neighbours), so the two twins agree to float rounding for the same (A, b).
+
+Every op here also moves a segmentation mask (integer HxW) with the transform drawn for its
+image: the same crop window, flip or (A, b), sampled nearest-neighbour so class ids are never
+blended, and `fill` (the pipeline's `mask_fill`, 0 = background by default; a loss's ignore
+id such as 255 is the other usual choice) wherever the image gets its zero fill: padding and
+points outside the image. The mask twins are plain xp maths shared by host and device.
 """
 
 from __future__ import annotations
@@ -74,13 +80,18 @@ def chain(xp, *inverse_maps):
 BORDER = 1e-3
 
 
+def _sample_points(xp, shape, matrix, offset):
+    """(y, x), each (H, W): where each output pixel samples the input, A @ (row, col) + b."""
+    r = xp.arange(shape[0], dtype=xp.float32)[:, None]
+    c = xp.arange(shape[1], dtype=xp.float32)[None, :]
+    return (matrix[0, 0] * r + matrix[0, 1] * c + offset[0],
+            matrix[1, 0] * r + matrix[1, 1] * c + offset[1])
+
+
 def _inside(xp, shape, matrix, offset):
     """(H, W) mask of output pixels whose sample point lies in the image (within BORDER)."""
     h, w = shape[:2]
-    r = xp.arange(h, dtype=xp.float32)[:, None]
-    c = xp.arange(w, dtype=xp.float32)[None, :]
-    y = matrix[0, 0] * r + matrix[0, 1] * c + offset[0]
-    x = matrix[1, 0] * r + matrix[1, 1] * c + offset[1]
+    y, x = _sample_points(xp, shape, matrix, offset)
     return (y >= -BORDER) & (y <= h - 1 + BORDER) & (x >= -BORDER) & (x <= w - 1 + BORDER)
 
 
@@ -112,23 +123,53 @@ def affine_host(image, matrix, offset):
     return np.where(_inside(np, image.shape, matrix, offset)[..., None], out, 0).astype(np.float32)
 
 
+# Nearest-neighbour rounds each sample point to a pixel. A point exactly halfway between two
+# (every point of a 2x shrink, many of a resized crop's) would pick either one depending on the
+# last bit of rounding, which differs between NumPy and XLA (see BORDER); nudging by TIE makes
+# both pick the lower-right one. A thousandth of a pixel moves no boundary visibly.
+TIE = 1e-3
+
+
+def nearest_warp(xp, mask, matrix, offset, fill):
+    """`mask` (H, W) warped by the inverse map (A, b): each pixel takes the input pixel nearest
+    its sample point, or `fill` where the image is zero-filled (the same `_inside` test)."""
+    h, w = mask.shape
+    y, x = _sample_points(xp, mask.shape, matrix, offset)
+    rows = xp.clip(xp.floor(y + 0.5 + TIE), 0, h - 1).astype(xp.int32)
+    cols = xp.clip(xp.floor(x + 0.5 + TIE), 0, w - 1).astype(xp.int32)
+    inside = _inside(xp, mask.shape, matrix, offset)
+    return xp.where(inside, mask[rows, cols], fill).astype(mask.dtype)
+
+
 def _warp_ops(build):
-    """Host and device applies of a warp whose (A, b) comes from `build(xp, shape, **params)`."""
+    """Host and device applies of a warp whose (A, b) comes from `build(xp, shape, **params)`,
+    on an image (bilinear) and on a mask (nearest): host, device, mask_host, mask_device."""
     def host(image, **params):
         return affine_host(image, *build(np, image.shape, **params))
 
     def device(image, **params):
         return affine_device(image, *build(jnp, image.shape, **params))
 
-    return host, device
+    def mask_host(mask, fill, **params):
+        return nearest_warp(np, mask, *build(np, mask.shape, **params), fill)
+
+    def mask_device(mask, fill, **params):
+        return nearest_warp(jnp, mask, *build(jnp, mask.shape, **params), fill)
+
+    return host, device, mask_host, mask_device
 
 
-rotate_host, rotate_device = _warp_ops(lambda xp, shape, angle: rotation(xp, shape, angle))
-scale_host, scale_device = _warp_ops(lambda xp, shape, factor: zoom(xp, shape, factor))
-translate_host, translate_device = _warp_ops(lambda xp, shape, dy, dx: shift(xp, dy, dx))
-affine_op_host, affine_op_device = _warp_ops(
-    lambda xp, shape, angle, factor, dy, dx: chain(
-        xp, shift(xp, dy, dx), zoom(xp, shape, factor), rotation(xp, shape, angle)))
+def _affine_map(xp, shape, angle, factor, dy, dx):
+    return chain(xp, shift(xp, dy, dx), zoom(xp, shape, factor), rotation(xp, shape, angle))
+
+
+rotate_host, rotate_device, rotate_mask_host, rotate_mask_device = _warp_ops(
+    lambda xp, shape, angle: rotation(xp, shape, angle))
+scale_host, scale_device, scale_mask_host, scale_mask_device = _warp_ops(
+    lambda xp, shape, factor: zoom(xp, shape, factor))
+translate_host, translate_device, translate_mask_host, translate_mask_device = _warp_ops(
+    lambda xp, shape, dy, dx: shift(xp, dy, dx))
+affine_op_host, affine_op_device, affine_mask_host, affine_mask_device = _warp_ops(_affine_map)
 
 
 # --------------------------------------------------------------------------- crops
@@ -145,7 +186,18 @@ def random_crop_device(image, top, left, size, pad):
     return jax.lax.dynamic_slice(padded, (top, left, 0), (size, size, image.shape[2]))
 
 
+def random_crop_mask_host(mask, fill, top, left, size, pad):
+    padded = np.pad(mask, pad, constant_values=fill)
+    return padded[top:top + size, left:left + size]
+
+
+def random_crop_mask_device(mask, fill, top, left, size, pad):
+    padded = jnp.pad(mask, pad, constant_values=fill)
+    return jax.lax.dynamic_slice(padded, (top, left), (size, size))
+
+
 @register("random_crop", host=random_crop_host, device=random_crop_device,
+          mask_host=random_crop_mask_host, mask_device=random_crop_mask_device,
           check=lambda size, pad: (positive(size=size), non_negative(pad=pad)))
 def draw_random_crop(s, shape, size: int, pad: int = 0):
     """Zero-pad by `pad` on each side, then a uniformly placed size x size window."""
@@ -180,9 +232,28 @@ def resized_crop(xp, image, top, left, height, width, size):
     return xp.einsum("ih,hwc,jw->ijc", rows, image, cols).astype(xp.float32)
 
 
+def nearest_indices(xp, start, length, out_size, in_size):
+    """For each of `out_size` pixels, the input pixel (of `in_size`) nearest its centre when
+    [start, start + length) is resized: resample_matrix's geometry, nearest-neighbour."""
+    step = _f32(xp, length) / out_size
+    # resample_matrix's centre is start + (i + 0.5) * step - 0.5; the nearest pixel to it is
+    # floor(centre + 0.5), so the two halves cancel.
+    ahead = _f32(xp, start) + (xp.arange(out_size, dtype=xp.float32) + 0.5) * step
+    return xp.clip(xp.floor(ahead + TIE), 0, in_size - 1).astype(xp.int32)
+
+
+def resized_crop_mask(xp, mask, top, left, height, width, size):
+    """The crop box of a mask resized to size x size, nearest-neighbour (never outside)."""
+    rows = nearest_indices(xp, top, height, size, mask.shape[0])
+    cols = nearest_indices(xp, left, width, size, mask.shape[1])
+    return mask[rows[:, None], cols[None, :]]
+
+
 @register("random_resized_crop",
           host=lambda image, **p: resized_crop(np, image, **p),
           device=lambda image, **p: resized_crop(jnp, image, **p),
+          mask_host=lambda mask, fill, **p: resized_crop_mask(np, mask, **p),
+          mask_device=lambda mask, fill, **p: resized_crop_mask(jnp, mask, **p),
           check=lambda size, scale, ratio: positive(size=size, scale_low=scale[0],
                                                     ratio_low=ratio[0]))
 def draw_random_resized_crop(s, shape, size: int, scale: Pair = (0.08, 1.0),
@@ -214,20 +285,30 @@ def _central_fallback(h, w, ratio):
 # --------------------------------------------------------------------------- flips
 
 def _flip_ops(axis, pix_flip):
+    """host, device, mask_host, mask_device of a flip along `axis` (rows 0, columns 1)."""
     def host(image, flip):
         return np.flip(image, axis) if flip else image
 
     def device(image, flip):
         return jnp.where(flip, pix_flip(image), image)
 
-    return host, device
+    def mask_host(mask, fill, flip):
+        return host(mask, flip)
+
+    def mask_device(mask, fill, flip):
+        return jnp.where(flip, jnp.flip(mask, axis), mask)
+
+    return host, device, mask_host, mask_device
 
 
-flip_lr_host, flip_lr_device = _flip_ops(1, pix.flip_left_right)
-flip_ud_host, flip_ud_device = _flip_ops(0, pix.flip_up_down)
+flip_lr_host, flip_lr_device, flip_lr_mask_host, flip_lr_mask_device = \
+    _flip_ops(1, pix.flip_left_right)
+flip_ud_host, flip_ud_device, flip_ud_mask_host, flip_ud_mask_device = \
+    _flip_ops(0, pix.flip_up_down)
 
 
 @register("flip_lr", host=flip_lr_host, device=flip_lr_device,
+          mask_host=flip_lr_mask_host, mask_device=flip_lr_mask_device,
           check=probability)
 def draw_flip_lr(s, shape, p: float = 0.5):
     """Mirror left-right with probability p."""
@@ -235,6 +316,7 @@ def draw_flip_lr(s, shape, p: float = 0.5):
 
 
 @register("flip_ud", host=flip_ud_host, device=flip_ud_device,
+          mask_host=flip_ud_mask_host, mask_device=flip_ud_mask_device,
           check=probability)
 def draw_flip_ud(s, shape, p: float = 0.5):
     """Mirror top-bottom with probability p."""
@@ -244,14 +326,14 @@ def draw_flip_ud(s, shape, p: float = 0.5):
 # --------------------------------------------------------------------------- warps
 
 @register("rotate", host=rotate_host, device=rotate_device,
-          check=non_negative)
+          mask_host=rotate_mask_host, mask_device=rotate_mask_device, check=non_negative)
 def draw_rotate(s, shape, degrees: float):
     """Rotate about the centre by an angle uniform in [-degrees, degrees]; zero fill."""
     return dict(angle=s.uniform(-degrees, degrees))
 
 
 @register("translate", host=translate_host, device=translate_device,
-          check=non_negative)
+          mask_host=translate_mask_host, mask_device=translate_mask_device, check=non_negative)
 def draw_translate(s, shape, fraction: float):
     """Shift by whole pixels, uniform in +-fraction of the height and width (as torchvision)."""
     xp = s.xp
@@ -260,6 +342,7 @@ def draw_translate(s, shape, fraction: float):
 
 
 @register("scale", host=scale_host, device=scale_device,
+          mask_host=scale_mask_host, mask_device=scale_mask_device,
           check=lambda range: positive(range_low=_scale_range(range)[0]))
 def draw_scale(s, shape, range: float | Pair):
     """Zoom about the centre by a factor uniform in range=(low, high); a number r means 1 +- r."""
@@ -267,6 +350,7 @@ def draw_scale(s, shape, range: float | Pair):
 
 
 @register("affine", host=affine_op_host, device=affine_op_device,
+          mask_host=affine_mask_host, mask_device=affine_mask_device,
           check=lambda degrees, translate, scale: (
               non_negative(degrees=degrees, translate=translate),
               positive(scale_low=_scale_range(scale)[0])))

@@ -9,7 +9,8 @@ that reverses the original TF code, whose scale ran the other way). Translations
 of the image (TrivialAugment's 32 px = the whole 32-px CIFAR image); warps fill with zeros.
 
 On device each layer is one affine warp plus a `lax.switch` over the pixel ops (see
-`apply_device`); the host twin simply calls the chosen op.
+`apply_device`); the host twin simply calls the chosen op. A mask follows the warps
+(nearest-neighbour, geometric.nearest_warp) and ignores the pixel ops.
 """
 
 from __future__ import annotations
@@ -100,6 +101,26 @@ def apply_device(image, ops, values):
     return image
 
 
+def mask_host(mask, fill, ops, values):
+    for op, value in zip(ops, values):
+        name = OPS[int(op)]
+        if name in WARPS:
+            mask = geometric.nearest_warp(np, mask, *warp(np, name, mask.shape, value), fill)
+    return mask
+
+
+def mask_device(mask, fill, ops, values):
+    """The same per-layer warp as `apply_device` (the identity map for pixel ops, which
+    nearest-neighbour sampling reproduces exactly), on the mask."""
+    for op, value in zip(ops, values):
+        maps = [warp(jnp, name, mask.shape, value) if name in WARPS else _identity_map()
+                for name in OPS]
+        matrix = jnp.stack([m for m, _ in maps])[op]
+        offset = jnp.stack([b for _, b in maps])[op]
+        mask = geometric.nearest_warp(jnp, mask, matrix, offset, fill)
+    return mask
+
+
 def _identity_map():
     return jnp.eye(2, dtype=jnp.float32), jnp.zeros(2, jnp.float32)
 
@@ -123,7 +144,8 @@ def _check_randaugment(n, m):
         raise ValueError(f"m is on the paper's 0..10 scale (10 = strongest), got {m}")
 
 
-@register("randaugment", host=apply_host, device=apply_device, check=_check_randaugment)
+@register("randaugment", host=apply_host, device=apply_device, mask_host=mask_host,
+          mask_device=mask_device, check=_check_randaugment)
 def draw_randaugment(s, shape, n: int = 2, m: float = 9.0):
     """n ops drawn uniformly (with repetition), each at level m / 10, as in the paper.
 
@@ -132,7 +154,8 @@ def draw_randaugment(s, shape, n: int = 2, m: float = 9.0):
     return _draw_ops(s, [m / 10] * n, RANGES["randaugment"])
 
 
-@register("trivialaugment", host=apply_host, device=apply_device)
+@register("trivialaugment", host=apply_host, device=apply_device, mask_host=mask_host,
+          mask_device=mask_device)
 def draw_trivialaugment(s, shape):
     """One op, its level uniform over the 31 bins 0/30 .. 30/30 (TrivialAugment Wide)."""
     level = s.integer(0, 30).astype(s.xp.float32) / 30

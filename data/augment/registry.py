@@ -5,6 +5,11 @@ signature (with annotations) is the op's signature in a spec string. `s` is a sa
 (sampling.py), `shape` the example's HWC shape. The two applies, `host(np_image, **params)` and
 `device(jax_image, **params)`, are deterministic given `params`: that split is what lets the
 tests compare the twins exactly, and lets both twins share one draw.
+
+A geometric op also registers `mask_host(mask, fill, **params)` and `mask_device(...)`: the same
+drawn transform applied to an integer HxW mask with nearest-neighbour sampling, `fill` where it
+reads from outside the image. An op without them (colour, noise, blur, erasing, normalize)
+leaves a mask as it is: only geometry moves pixels.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ class Op:
     device: Callable[..., Any]
     check: Callable[..., None] | None = None     # raises ValueError(message) on a bad value
     prepare: Callable[..., dict] | None = None   # resolves args once, when a pipeline is built
+    mask_host: Callable[..., Any] | None = None  # None: the op leaves a mask untouched
+    mask_device: Callable[..., Any] | None = None
+
+    @property
+    def moves_pixels(self) -> bool:
+        """Whether a mask must follow the op (it has mask twins)."""
+        return self.mask_host is not None
 
     def parameters(self) -> list[inspect.Parameter]:
         """The op's arguments: the draw's parameters after (sampler, shape)."""
@@ -40,13 +52,16 @@ _OPS: dict[str, Op] = {}
 BATCH_LEVEL = {"mixup": "MixUp", "cutmix": "CutMix"}
 
 
-def register(name: str, *, host, device, check=None, prepare=None):
+def register(name: str, *, host, device, check=None, prepare=None, mask_host=None,
+             mask_device=None):
     """Decorator on an op's draw: registers the op under `name`."""
+    if (mask_host is None) != (mask_device is None):
+        raise ValueError(f"augmentation op {name!r}: give both mask twins or neither")
 
     def wrap(draw):
         if name in _OPS:
             raise ValueError(f"augmentation op {name!r} is registered twice")
-        _OPS[name] = Op(name, draw, host, device, check, prepare)
+        _OPS[name] = Op(name, draw, host, device, check, prepare, mask_host, mask_device)
         return draw
 
     return wrap
