@@ -95,6 +95,10 @@ def score_layer(in_features: int, num_classes: int, *, rngs: nnx.Rngs) -> nnx.Co
     return conv1x1(in_features, num_classes, kernel_init=_ZEROS, bias_init=_ZEROS, rngs=rngs)
 
 
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 def check_multiple(h: int, w: int, stride: int, model: str) -> None:
     if h % stride or w % stride or h < stride or w < stride:
         raise ValueError(f"{model} with SAME padding needs H and W that are positive multiples of "
@@ -151,6 +155,12 @@ class FCN(nnx.Module):
             pool = CeilMaxPool() if self.padding == "pad100" else layers.Pool("max", 2)
             stages.append(nnx.Sequential(*units, pool))
         return stages
+
+    def input_size_for(self, oh: int, ow: int) -> tuple[int, int]:
+        """pad100 takes any size; SAME padding multiples of 32."""
+        if self.padding == "pad100":
+            return oh, ow
+        return round_up(oh, 32), round_up(ow, 32)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h, w = x.shape[1:3]
@@ -230,6 +240,11 @@ class FCNSmall(nnx.Module):
                                   for _ in skip_stages])
         self.final_factor = 2 ** (len(widths) - skips)
         self.upscore = upsampling.learned_upsample(num_classes, self.final_factor, rngs=rngs)
+
+    def input_size_for(self, oh: int, ow: int) -> tuple[int, int]:
+        """The smallest input of at least (oh, ow) this network takes: multiples of its stride
+        (a segmentation task mirrors the image up to it and crops the output back)."""
+        return round_up(oh, self.stride), round_up(ow, self.stride)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h, w = x.shape[1:3]

@@ -45,7 +45,9 @@ def apply_overrides(c, overrides: list[str], allowed: tuple[str, ...]):
             raise UserError(f"{text.split('=')[0]}: only --config.{{{','.join(allowed)}}}.FIELD "
                             "can change here (the network and task are the run's)")
     fv = flags.FlagValues()
-    config_flags.DEFINE_config_dict("config", c, flag_values=fv, lock_config=True)
+    # sys_argv: config_flags reads the overrides from it (default: the real sys.argv).
+    config_flags.DEFINE_config_dict("config", c, flag_values=fv, lock_config=True,
+                                    sys_argv=["launch.py", *overrides])
     try:
         fv(["launch.py", *overrides])
         return fv.config
