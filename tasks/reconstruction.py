@@ -21,11 +21,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from data import degrade, pipeline
 from tasks import base, image_metrics, pictures
 
 LOSSES = ("mse", "l1")
+_forward = nnx.jit(lambda model, images: model(images))  # one trace cache for every predict call
 CHANNELS = ("y", "grey", "rgb")
 
 
@@ -35,7 +37,8 @@ class ImageToImage(base.Task):
     model_output = "image"
     default_metric, default_mode = "psnr", "max"
     default_channels = "y"
-    border = 0          # pixels shaved before PSNR/SSIM
+    border = 0               # pixels shaved before PSNR/SSIM
+    baseline_name = "input"  # what the baseline column of samples.png shows
 
     def __init__(self, c, info: base.DataInfo):
         super().__init__(c, info)
@@ -71,18 +74,14 @@ class ImageToImage(base.Task):
 
     # --- host -------------------------------------------------------------------------------
     def to_channels(self, image: np.ndarray) -> np.ndarray:
-        """HWC float in [0, 1] as the network sees it: Y, grey or RGB."""
-        if image.shape[-1] == 1:
-            return image
-        if self.channels == "y":
-            return degrade.rgb_to_ycbcr(image)[..., :1]
-        return degrade.rgb_to_grey(image) if self.channels == "grey" else image
+        """HWC float in [0, 1] as the network sees it: grey, Y (of the image as colour) or RGB."""
+        if self.channels == "grey":
+            return image if image.shape[-1] == 1 else degrade.rgb_to_grey(image)
+        rgb = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
+        return degrade.rgb_to_ycbcr(rgb)[..., :1] if self.channels == "y" else rgb
 
     def decode(self, record: dict) -> dict:
-        image = np.asarray(record["image"], np.float32) / 255.0
-        if image.shape[-1] == 1 and self.channels == "rgb":
-            image = np.repeat(image, 3, axis=-1)
-        return {"image": self.to_channels(image)}
+        return {"image": self.to_channels(np.asarray(record["image"], np.float32) / 255.0)}
 
     def patch(self, image: np.ndarray, rng: np.random.Generator, multiple: int = 1) -> np.ndarray:
         size = self.c.data.patch_size
@@ -150,14 +149,9 @@ class ImageToImage(base.Task):
         pictures.image_grid(columns, titles, path, column_names=names,
                             title=f"{self.name}: {self.info.name}, {self.channels} channel(s)")
 
-    baseline_name = "input"
-
     def restore(self, model, image: np.ndarray) -> np.ndarray:
         """A whole image (HWC float in [0, 1], the network's channels) through the network."""
-        from flax import nnx
-
-        forward = nnx.jit(lambda m, x: m(x))
-        return np.asarray(forward(model, jnp.asarray(image[None])))[0]
+        return np.asarray(_forward(model, jnp.asarray(image[None])))[0]
 
     def predict(self, model, paths: list[Path], out: Path) -> list[Path]:
         from data import image_files
@@ -171,19 +165,18 @@ class ImageToImage(base.Task):
         return written
 
     def predict_one(self, model, image: np.ndarray) -> np.ndarray:
-        """The restored image at the input's size, in the input's colour when the network works
-        on Y (Cb and Cr kept), else in the network's channels."""
-        ycbcr = degrade.rgb_to_ycbcr(image) if image.shape[-1] == 3 else None
-        restored = np.clip(self.restore(model, self.predict_input(image)), 0, 1)
-        if self.channels == "y" and ycbcr is not None:
-            return np.clip(degrade.ycbcr_to_rgb(np.concatenate([restored, ycbcr[..., 1:]], -1)),
-                           0, 1)
-        return restored
-
-    def predict_input(self, image: np.ndarray) -> np.ndarray:
-        if image.shape[-1] == 1 and self.channels == "rgb":
-            image = np.repeat(image, 3, axis=-1)
-        return self.to_channels(image)
+        """The restored image, in the input's colour when the network works on Y (its Cb and
+        Cr kept, resized bicubically where the network changes the size), else in the
+        network's channels."""
+        if self.channels != "y":
+            return np.clip(self.restore(model, self.to_channels(image)), 0, 1)
+        ycbcr = degrade.rgb_to_ycbcr(image if image.shape[-1] == 3 else np.repeat(image, 3, -1))
+        y = np.clip(self.restore(model, ycbcr[..., :1]), 0, 1)
+        chroma = ycbcr[..., 1:]
+        if chroma.shape[:2] != y.shape[:2]:
+            chroma = degrade.bicubic_resize(chroma, y.shape[:2])
+        rgb = np.clip(degrade.ycbcr_to_rgb(np.concatenate([y, chroma], -1)), 0, 1)
+        return rgb if image.shape[-1] == 3 else rgb[..., :1]
 
 
 class SuperResolution(ImageToImage):
@@ -228,18 +221,6 @@ class SuperResolution(ImageToImage):
             image = degrade.upscale_bicubic(image, scale)
         return super().restore(model, image)
 
-    def predict_one(self, model, image):
-        """`scale` times the input's size, for any size; Cb and Cr upsampled bicubically."""
-        scale = self.c.task.scale
-        h, w = image.shape[:2]
-        if image.shape[-1] == 3 and self.channels == "y":
-            ycbcr = degrade.rgb_to_ycbcr(image)
-            y = np.clip(self.restore(model, ycbcr[..., :1]), 0, 1)
-            chroma = degrade.bicubic_resize(ycbcr[..., 1:], (h * scale, w * scale))
-            return np.clip(degrade.ycbcr_to_rgb(np.concatenate([y, chroma], -1)), 0, 1)
-        return np.clip(self.restore(model, self.predict_input(image)), 0, 1)
-
-
 class Denoising(ImageToImage):
     """Additive white Gaussian noise of `task.sigma` (0-255 units), not clipped (DnCNN)."""
 
@@ -282,8 +263,6 @@ class Autoencoder(ImageToImage):
     def decode(self, record: dict) -> dict:
         resized = pipeline.decode({"image": record["image"], "label": 0},
                                   self.c.data.image_size, self.c.data.pad)["image"]
-        if resized.shape[-1] == 1 and self.channels == "rgb":
-            resized = np.repeat(resized, 3, axis=-1)
         return {"image": self.to_channels(resized)}
 
     def degrade(self, clean, rng):
@@ -297,14 +276,11 @@ class Autoencoder(ImageToImage):
         corrupted = np.asarray(corrupted, np.float32)
         return corrupted, corrupted
 
-    def predict_input(self, image):
+    def predict_one(self, model, image):
+        """Reconstructed at the run's input size (`data.image_size` + `data.pad`), then resized
+        back to the input's."""
         from data import image_files
 
-        resized = pipeline.decode({"image": image_files.to_uint8(image), "label": 0},
-                                  self.c.data.image_size, self.c.data.pad)["image"]
-        return super().predict_input(resized)
-
-    def predict_one(self, model, image):
-        """Reconstructed at the network's size, then resized back to the input's."""
-        restored = np.clip(self.restore(model, self.predict_input(image)), 0, 1)
+        resized = self.decode({"image": image_files.to_uint8(image)})["image"]
+        restored = np.clip(self.restore(model, resized), 0, 1)
         return degrade.bicubic_resize(restored, image.shape[:2]).clip(0, 1)
