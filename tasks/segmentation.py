@@ -3,7 +3,8 @@
 Batch: `image` (B, H, W, C) float32 in [0, 1], `pixel_labels` (B, H, W) int32 class ids (255:
 ignored). (Sources call the label map `mask`; in a batch `mask` marks padded examples.)
 Training takes random `data.patch_size` crops (0: whole images), and geometric ops of
-`data.augment` move the mask with its image (nearest neighbour), photometric ones touch only
+`data.augment` (host) and `data.device_augment` (in the step) move the mask with its image
+(nearest neighbour; pixels brought in from outside are ignored), photometric ones touch only
 the image. A network whose output is smaller than its input (U-Net with the paper's unpadded
 convolutions) or that needs a size multiple (pooling) gets its input mirrored at the borders to
 `model.input_size_for(h, w)` and its output centre-cropped back to (h, w): the paper's
@@ -86,11 +87,16 @@ class Segmentation(base.Task):
         self.num_classes = info.num_classes
         self.loss_name = c.task.loss or "ce"
         self.class_names = info.class_names or tuple(str(k) for k in range(info.num_classes or 0))
-        self._augment = None
-        if c.data.augment and c.data.augment != "none":
-            from data import augment
+        self._augment, self._device_augment = None, None
+        from data import augment
 
-            self._augment = augment.host_pipeline(c.data.augment)
+        # Pixels a warp brings in from outside the image have no label: ignored by the loss.
+        if c.data.augment and c.data.augment != "none":
+            self._augment = augment.host_pipeline(c.data.augment,
+                                                  mask_fill=image_metrics.IGNORE_LABEL)
+        if c.data.device_augment and c.data.device_augment != "none":
+            self._device_augment = augment.device_pipeline(c.data.device_augment,
+                                                           mask_fill=image_metrics.IGNORE_LABEL)
 
     def check(self) -> None:
         t = self.c.task
@@ -127,6 +133,16 @@ class Segmentation(base.Task):
         return {"image": np.asarray(image, np.float32), "pixel_labels": np.asarray(mask, np.int32)}
 
     # --- device -------------------------------------------------------------------------------
+    def device_augment(self):
+        if self._device_augment is None:
+            return None
+
+        def augment(batch: dict, key: jax.Array) -> dict:
+            images, labels = self._device_augment(batch["image"], key, masks=batch["pixel_labels"])
+            return {**batch, "image": images, "pixel_labels": labels}
+
+        return augment
+
     def _pixel_loss(self, logits: jax.Array, labels: jax.Array, valid: jax.Array) -> jax.Array:
         """Per-image loss (B,): the mean over its valid pixels (and the batch's Dice term)."""
         safe = jnp.where(valid, labels, 0)

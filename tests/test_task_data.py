@@ -3,6 +3,8 @@ patches of the asked size, and a segmentation run whose mIoU is the same on 1 an
 
 import json
 
+import jax
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,18 @@ def test_segmentation_miou_is_the_same_on_one_and_eight_devices(tmp_path):
     assert finals[1]["test/miou"] == pytest.approx(finals[8]["test/miou"], abs=1e-5)
     assert finals[1]["test/pixel_accuracy"] == pytest.approx(finals[8]["test/pixel_accuracy"],
                                                              abs=1e-5)
+
+
+def test_segmentation_device_augment_moves_labels_with_images():
+    c = config_lib.base_config()
+    c.task.name = "segmentation"
+    c.data.device_augment = "flip_lr|translate(0.25)"
+    task = tasks.create(c, tasks.DataInfo(name="scenes", num_classes=3, in_channels=1,
+                                          labels="pixel"))
+    labels = np.random.default_rng(0).integers(0, 3, (4, 16, 16)).astype(np.int32)
+    batch = {"image": labels[..., None].astype(np.float32), "pixel_labels": labels}
+    out = jax.jit(task.device_augment())(batch, jax.random.key(0))
+    moved, image = np.asarray(out["pixel_labels"]), np.asarray(out["image"])[..., 0]
+    inside = moved != 255
+    assert inside.any() and not inside.all()   # translated: some pixels came from outside
+    np.testing.assert_array_equal(image[inside], moved[inside])
