@@ -24,7 +24,7 @@ from data import inputs as inputs_lib
 from errors import UserError
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
 from training import record, state as state_lib, step as step_lib
-from training.progress import ProgressReporter
+from training.progress import ProgressReporter, fmt
 
 # Fields that may change between a run and its resumption without changing its maths.
 RESUMABLE_CHANGES = {"train.steps", "train.log_every_steps", "data.num_workers", "data.prefetch",
@@ -179,7 +179,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     def run_eval(step_number, state):
         values = evaluate(eval_step, state, inputs, task, c, mesh)
         run_record.log(step_number, values)
-        progress.message(f"step {step_number}  " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+        progress.message(f"step {step_number}  {fmt(values)}")
         return values
 
     clock = _ThroughputClock(c.train.batch_size)
@@ -218,8 +218,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     if is_main:
         pictures_of_run(workdir, task, defs, state, inputs)
     run_record.finish(summary)
-    progress.message(f"done: {summary['steps']} steps in {summary['wall_time_s']:.1f} s; " +
-                     "  ".join(f"{k} {v:.4f}" for k, v in eval_values.items()))
+    progress.message(f"done: {summary['steps']} steps in {summary['wall_time_s']:.1f} s; "
+                     f"{fmt(eval_values)}")
     return summary
 
 

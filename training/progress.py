@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
-def _fmt(values: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+def fmt(values: dict[str, float]) -> str:
+    """The headline values on one line; per-class ones (`test/iou/3`) stay in the record."""
+    return "  ".join(f"{k} {v:.4f}" for k, v in values.items() if k.count("/") <= 1)
 
 
 class ProgressReporter:
@@ -34,9 +35,9 @@ class ProgressReporter:
     def update(self, step: int, values: dict[str, float]) -> None:
         """Called every log interval with the train metrics and throughput."""
         if self.live:
-            self._bar.update(self._task, completed=step, info=_fmt(values))
+            self._bar.update(self._task, completed=step, info=fmt(values))
         else:
-            self.message(f"step {step}  {_fmt(values)}")
+            self.message(f"step {step}  {fmt(values)}")
 
     def close(self) -> None:
         if self._bar is not None:
