@@ -48,11 +48,12 @@ def image_grid(columns: list[np.ndarray], titles: list[str], path: Path, *,
             r, c = (i, j) if cols > 1 else divmod(i, per_row)
             ax = fig.add_subplot(rows, cols * per_row, r * cols * per_row + c + 1)
             _show(ax, column[i])
-            if j == 0:
+            if cols == 1:
                 ax.set_title(titles[i], fontsize=7)
+            elif j == 0:  # rows are examples: the title beside the row, column names on top
+                ax.set_ylabel(titles[i], fontsize=7)
             if column_names and i == 0 and cols > 1:
-                ax.set_title(f"{column_names[j]}\n{titles[i] if j == 0 else ''}".strip(),
-                             fontsize=7)
+                ax.set_title(column_names[j], fontsize=8)
             if marked and marked[i]:
                 for side in ax.spines.values():
                     side.set_edgecolor("red")
