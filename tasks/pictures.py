@@ -11,6 +11,12 @@ from pathlib import Path
 import numpy as np
 
 
+def short_name(dataset: str) -> str:
+    """`seg:/a/b/membranes` -> `seg:membranes`, for picture titles."""
+    kind, sep, rest = dataset.partition(":")
+    return f"{kind}:{Path(rest.rstrip('/')).name}" if sep and "/" in rest else dataset
+
+
 def label_colours(num_classes: int) -> np.ndarray:
     """A fixed (K, 3) colour table: class 0 black, the others from tab20."""
     from matplotlib import colormaps

@@ -147,7 +147,8 @@ class ImageToImage(base.Task):
         names = [self.baseline_name, "target", "prediction"]
         titles = [f"example {i}" for i in range(len(pred))]
         pictures.image_grid(columns, titles, path, column_names=names,
-                            title=f"{self.name}: {self.info.name}, {self.channels} channel(s)")
+                            title=f"{self.name}: {pictures.short_name(self.info.name)}, "
+                                  f"{self.channels} channel(s)")
 
     def restore(self, model, image: np.ndarray) -> np.ndarray:
         """A whole image (HWC float in [0, 1], the network's channels) through the network."""
