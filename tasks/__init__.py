@@ -35,8 +35,8 @@ def create(c, info: DataInfo) -> Task:
 def headline_metrics(c) -> tuple[str, ...]:
     """What a report shows of a run: the task's own metric and loss on the eval set, and the
     train loss."""
-    default = c.checkpoint.best_metric or f"{c.eval.prefix}/{task_class(c.task.name).default_metric}"
-    return tuple(dict.fromkeys((default, f"{c.eval.prefix}/loss", "train/loss")))
+    own = c.checkpoint.best_metric or f"{c.eval.prefix}/{task_class(c.task.name).default_metric}"
+    return tuple(dict.fromkeys((own, f"{c.eval.prefix}/loss", "train/loss")))
 
 
 __all__ = ["DataInfo", "TASKS", "Task", "create", "headline_metrics", "task_class"]

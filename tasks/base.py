@@ -8,7 +8,7 @@ through this interface. One-player tasks inherit the generic train and eval step
 `make_steps` and owns its step and state.
 
 Host side (Grain, NumPy):  decode(record) -> example
-                           train_example(example, rng) -> example   (augmentation, patches, degradation)
+                           train_example(example, rng) -> example   (augment, patch, degrade)
                            eval_example(example, index) -> example  (deterministic per index)
 Device side (jitted):      loss(model, batch, key) -> (loss, outputs)
                            eval_outputs(model, batch) -> outputs

@@ -192,7 +192,8 @@ class Segmentation(base.Task):
              pictures.colourise(predicted, k)],
             [f"example {i}" for i in range(len(predicted))], path,
             column_names=["image", "true classes", "predicted classes"],
-            title=f"segmentation: {pictures.short_name(self.info.name)}, {k} classes (colour = class id)")
+            title=f"segmentation: {pictures.short_name(self.info.name)}, {k} classes "
+                  "(colour = class id)")
 
     def check_input(self, model, image: np.ndarray, path: Path) -> None:
         check_predictable(model, *image.shape[:2], path)
