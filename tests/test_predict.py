@@ -138,6 +138,7 @@ def test_eval_recomputes_the_runs_own_metrics(runs, capsys):
     final = json.loads((run / "summary.json").read_text())["final_metrics"]
     assert written["metrics"]["test/miou"] == pytest.approx(final["test/miou"], abs=1e-6)
     assert "test/iou/0" in capsys.readouterr().out
+    assert (run / "eval-seg_seg_samples.png").is_file()
 
 
 def test_eval_on_another_dataset_names_its_file(runs, folders):

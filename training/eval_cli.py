@@ -1,6 +1,7 @@
 """`launch.py eval --workdir RUN [--checkpoint best|latest|STEP] [--config.data.FIELD=VALUE ...]`:
 evaluates a trained run on its eval split, or on another dataset, prints the task's metrics and
-writes them to `RUN/eval-<dataset>.json`.
+writes them to `RUN/eval-<dataset>.json`, with the task's picture of the first examples in
+`RUN/eval-<dataset>_samples.png`.
 
 `--config.` overrides change how the data is read (`--config.data.name=images:/path/set14
 --config.data.eval_split=train`) or evaluated (`--config.eval.batch_size=8`); the network and
@@ -70,8 +71,11 @@ def main(argv: list[str]) -> int:
     from training import evaluation
 
     workdir = Path(args.workdir)
-    values, step, c = evaluation.evaluate_run(workdir, args.checkpoint, rest)
-    out = workdir / f"eval-{dataset_tag(c.data.name)}.json"
+    c = evaluation.run_dir.load_config(workdir)
+    tag = dataset_tag(apply_overrides(c, rest, allowed=("data", "eval")).data.name)
+    values, step, c = evaluation.evaluate_run(workdir, args.checkpoint, rest,
+                                              samples=workdir / f"eval-{tag}_samples.png")
+    out = workdir / f"eval-{tag}.json"
     record = {"step": step, "checkpoint": args.checkpoint, "dataset": c.data.name,
               "split": c.data.eval_split, "metrics": values}
     out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

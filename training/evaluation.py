@@ -9,8 +9,9 @@ from data import inputs as inputs_lib
 from training import config as config_lib, loop, mesh as mesh_lib, optim, run_dir
 
 
-def evaluate_run(workdir: Path, which: str, overrides: list[str]):
-    """(metrics, checkpoint step, config) of the run in `workdir` on its (overridden) eval set."""
+def evaluate_run(workdir: Path, which: str, overrides: list[str], samples: Path | None = None):
+    """(metrics, checkpoint step, config) of the run in `workdir` on its (overridden) eval set;
+    with `samples`, the task's picture of the first eval examples there."""
     from training import eval_cli
 
     c = run_dir.load_config(workdir)
@@ -23,4 +24,7 @@ def evaluate_run(workdir: Path, which: str, overrides: list[str]):
     state = mesh_lib.put_state(state, mesh)
     _, eval_step = loop.compile_steps(task, defs, optim.make_optimizer(c), mesh)
     inputs = loop.build_inputs(c, data, task, mesh.devices.size)
-    return loop.evaluate(eval_step, state, inputs, task, c, mesh), step, c
+    values = loop.evaluate(eval_step, state, inputs, task, c, mesh)
+    if samples is not None:
+        loop.samples_picture(samples, task, defs, state, inputs)
+    return values, step, c

@@ -226,11 +226,15 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
 def pictures_of_run(workdir: Path, task: tasks.Task, defs, state, inputs) -> None:
     """`curves.png` from the metrics logged so far and `samples.png` of the first eval batch."""
     plots.curves(workdir / "metrics.jsonl", workdir / "curves.png")
+    samples_picture(workdir / "samples.png", task, defs, state, inputs)
+
+
+def samples_picture(path: Path, task: tasks.Task, defs, state, inputs) -> None:
     batch = next(iter(inputs.eval_batches()))
     real = min(8, int(batch["mask"].sum()))  # padding sits at the end of a batch
     keep = {k: v[:real] for k, v in batch.items()}
     outputs = step_lib.make_outputs_fn(defs, task)(jax.device_get(state), keep)
-    task.samples_figure(keep, jax.device_get(outputs), workdir / "samples.png")
+    task.samples_figure(keep, jax.device_get(outputs), path)
 
 
 class _ThroughputClock:
