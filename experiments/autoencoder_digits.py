@@ -6,7 +6,10 @@ denoising autoencoder of Vincent et al. 2008 (noisy digit in, clean digit out), 
 baseline metrics then say how noisy the input was.
 
 Command:  uv run launch.py train --config experiments/autoencoder_digits.py
-Result:   (filled in below when measured)
+Result:   test PSNR 34.34 dB, SSIM 0.984 at step 1000 (33.14 dB, 0.981 at 500) on the 360
+          held-out digits at 32x32; 347,593 parameters, a 4x4x8 code (128 numbers for 1,024
+          pixels); 379 s on a 2-core CPU shared with other jobs.
+          docs/autoencoder_digits_samples.png shows eight reconstructions.
 """
 
 from training.config import base_config

@@ -25,13 +25,13 @@ def get_config():
     c.data.patch_size = 40
     c.data.cache = True
     c.data.augment = "flip_lr|flip_ud"
-    c.train.steps = 1000
+    c.train.steps = 600
     c.train.batch_size = 16
     c.train.log_every_steps = 50
     c.optimizer.name = "adam"
     c.optimizer.lr = 1e-3
     c.schedule.name = "cosine"
-    c.eval.every_steps = 500
+    c.eval.every_steps = 300
     c.eval.batch_size = 8
-    c.checkpoint.every_steps = 500
+    c.checkpoint.every_steps = 300
     return c

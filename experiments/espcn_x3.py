@@ -11,27 +11,12 @@ Command:  uv run launch.py train --config experiments/espcn_x3.py --workdir runs
 Result:   (filled in below when measured)
 """
 
-from training.config import base_config
+from experiments import srcnn_x3
 
 
 def get_config():
-    c = base_config()
-    c.task.name = "super_resolution"
-    c.task.scale = 3
-    c.task.channels = "y"
+    c = srcnn_x3.get_config()    # the same task, data, schedule and budget as SRCNN's
     c.model.name = "espcn"
     c.model.scale = 3
-    c.data.name = "photos"
-    c.data.patch_size = 51           # 17x17 low-resolution patches, as the paper
-    c.data.cache = True
-    c.data.augment = "flip_lr"
-    c.train.steps = 2000
-    c.train.batch_size = 32
-    c.train.log_every_steps = 100
-    c.optimizer.name = "adam"
-    c.optimizer.lr = 1e-3
-    c.schedule.name = "cosine"
-    c.eval.every_steps = 1000
-    c.eval.batch_size = 8
-    c.checkpoint.every_steps = 1000
+    c.data.patch_size = 51       # 17x17 low-resolution patches, as the paper
     return c

@@ -7,7 +7,10 @@ never seen (test scenes use only the digits test split)? Metric: mean IoU over t
 from one confusion matrix summed over the 500 test scenes.
 
 Command:  uv run launch.py train --config experiments/segment_digit_scenes.py
-Result:   (see the closing note of the Task-seam issue; filled in below when measured)
+Result:   test mIoU 0.8949, pixel accuracy 99.24% at step 1500 (0.8254 at 500, 0.8905 at 1000);
+          per-class IoU background 0.993, digits 0.849 (8) to 0.913 (7); seed 0, 169,937
+          parameters. 1,250 s on a 2-core CPU shared with two other jobs (about 1.2 steps/s).
+          docs/segment_digit_scenes_samples.png shows eight test scenes.
 """
 
 from training.config import base_config

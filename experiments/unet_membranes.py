@@ -10,7 +10,10 @@ This experiment has no embedded dataset: give the folder on the command line.
 
 Command:  uv run launch.py train --config experiments/unet_membranes.py \
               --config.data.name=seg:../shared/datasets/isbi2012_membranes
-Result:   (filled in below when measured)
+Result:   on sections 16-19 at step 400: pixel accuracy 90.98%, membrane IoU (`test/iou/0`)
+          0.639, cell IoU 0.893, mIoU 0.766 (0.715 at step 200); width 16, same padding,
+          1,940,834 parameters; 587 s on a 2-core CPU shared with other jobs.
+          docs/unet_membranes_samples.png shows the four evaluation sections.
 """
 
 from training.config import base_config
@@ -29,14 +32,14 @@ def get_config():
     c.data.patch_size = 128
     c.data.cache = True
     c.data.augment = "flip_lr|flip_ud|rotate(10)"
-    c.train.steps = 600
+    c.train.steps = 400
     c.train.batch_size = 8
     c.train.log_every_steps = 50
     c.optimizer.name = "adam"
     c.optimizer.lr = 1e-3
     c.schedule.name = "cosine"
     c.schedule.warmup_steps = 30
-    c.eval.every_steps = 300
+    c.eval.every_steps = 200
     c.eval.batch_size = 8
-    c.checkpoint.every_steps = 300
+    c.checkpoint.every_steps = 200
     return c
