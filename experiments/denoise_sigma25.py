@@ -9,7 +9,12 @@ noise here is not clipped, as the paper's.) Evaluation noise is drawn per image 
 Command:  uv run launch.py train --config experiments/denoise_sigma25.py --workdir runs/dncnn25
           uv run launch.py eval --workdir runs/dncnn25 \
               --config.data.name=images:../shared/datasets/set14 --config.data.eval_split=train
-Result:   (filled in below when measured)
+Result:   Set14 in grey at sigma 25: 22.88 dB / SSIM 0.476 against the noisy input's
+          20.54 dB / 0.396 (+2.34 dB) at step 600; held-out photos 23.71 against 20.55 dB.
+          Far from the paper's ~30 dB: 600 steps of 16 patches (9,600 patches; the paper trains
+          on ~1.4M for 50 epochs); train and test PSNR agree (22.6 / 23.7 dB), so it is
+          undertrained, not overfitted. 1,242 s on a 2-core CPU shared with other jobs
+          (0.5 steps/s: 17 layers of 64 channels at 40x40).
 """
 
 from training.config import base_config

@@ -8,7 +8,10 @@ of training on the embedded photos? Paper: 29.49 dB on Set14 x3 (ImageNet traini
 Command:  uv run launch.py train --config experiments/espcn_x3.py --workdir runs/espcn_x3
           uv run launch.py eval --workdir runs/espcn_x3 \
               --config.data.name=images:../shared/datasets/set14 --config.data.eval_split=train
-Result:   (filled in below when measured)
+Result:   Set14 x3 (Y, 3-pixel border shaved): ESPCN 27.94 dB / SSIM 0.788 against our bicubic
+          27.64 dB / 0.776 (+0.30 dB) at step 2000; on the 5 held-out photos 30.52 against
+          30.27 dB. 197 s of training on a 2-core CPU shared with other jobs.
+          docs/espcn_x3_set14_samples.png shows Set14 images: bicubic, target, ESPCN.
 """
 
 from experiments import srcnn_x3
