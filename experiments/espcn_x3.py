@@ -14,12 +14,15 @@ Result:   Set14 x3 (Y, 3-pixel border shaved): ESPCN 27.94 dB / SSIM 0.788 again
           docs/espcn_x3_set14_samples.png shows Set14 images: bicubic, target, ESPCN.
 """
 
+import ml_collections
+
 from experiments import srcnn_x3
 
 
 def get_config():
-    c = srcnn_x3.get_config()    # the same task, data, schedule and budget as SRCNN's
-    c.model.name = "espcn"
-    c.model.scale = 3
+    c = srcnn_x3.get_config()    # the same task, data and optimizer as SRCNN's
+    c.model = ml_collections.ConfigDict({"name": "espcn", "scale": 3})
     c.data.patch_size = 51       # 17x17 low-resolution patches, as the paper
+    c.train.steps = 2000
+    c.eval.every_steps = c.checkpoint.every_steps = 1000
     return c
