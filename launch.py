@@ -16,6 +16,7 @@ COMMANDS = {
     "train": ("training.cli", "train a model from an experiment config (resumes an existing --workdir)"),
     "eval": ("training.eval_cli", "evaluate a trained run on its eval split or another dataset"),
     "predict": ("training.predict_cli", "apply a trained run to an image or a folder of images"),
+    "bench": ("benchmarks.train_step", "time the compiled train step against a PyTorch twin in the same run"),
     "sweep": ("training.sweep", "run an experiment's get_sweep() ablation and aggregate over seeds"),
     "models": ("models.cli", "list the registered networks"),
     "prepare": ("data.cli", "download and write a TFDS dataset as ArrayRecord files"),

@@ -3,7 +3,9 @@ transposed and sub-pixel convolution, and the conv > norm > activation unit most
 
 `nnx.Conv` already does stride, SAME/VALID/explicit padding, dilation and groups
 (`feature_group_count`), and `nnx.ConvTranspose` transposed convolution; the helpers here only
-give them the keyword names the papers use. All layers are NHWC.
+give them the keyword names the papers use. All layers are NHWC. Every convolution of the zoo
+is built by `Conv` (`nnx.Conv` whose lowering, XLA's convolution or patches + matmul, is
+chosen per shape by `models.conv_lowering`), so the zoo's speed is tuned in that one place.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models import layers
+from models import conv_lowering, layers
 
+Conv = conv_lowering.Conv  # nnx.Conv lowered by shape: same parameters, faster small convs
 ConvTranspose = nnx.ConvTranspose  # e.g. ConvTranspose(c, c, (4, 4), 2) upsamples 2x (SAME)
 
 
@@ -31,9 +34,9 @@ def conv(in_features: int, out_features: int, kernel: int = 3, stride: int = 1, 
     PyTorch) or ((top, bottom), (left, right)); `groups` splits the channels into groups
     convolved separately (AlexNet's two towers; groups=in_features is depthwise)."""
     kwargs = {k: v for k, v in (("kernel_init", kernel_init), ("bias_init", bias_init)) if v}
-    return nnx.Conv(in_features, out_features, (kernel, kernel), stride,
-                    padding=_padding(padding), kernel_dilation=dilation,
-                    feature_group_count=groups, use_bias=use_bias, rngs=rngs, **kwargs)
+    return Conv(in_features, out_features, (kernel, kernel), stride,
+                padding=_padding(padding), kernel_dilation=dilation,
+                feature_group_count=groups, use_bias=use_bias, rngs=rngs, **kwargs)
 
 
 def conv1x1(in_features: int, out_features: int, stride: int = 1, *, rngs: nnx.Rngs,

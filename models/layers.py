@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from models import conv_lowering
+
 # ---------------------------------------------------------------------------------------------
 # Activations
 
@@ -242,6 +244,6 @@ def downsample(kind: str, channels: int, window: int, stride: int, *, rngs: nnx.
         return Pool(kind, window, stride, padding)
     if kind == "strided_conv":
         kwargs = {} if kernel_init is None else {"kernel_init": kernel_init}
-        return nnx.Conv(channels, channels, (window, window), stride, padding=_pairs(padding),
-                        rngs=rngs, **kwargs)
+        return conv_lowering.Conv(channels, channels, (window, window), stride,
+                                  padding=_pairs(padding), rngs=rngs, **kwargs)
     raise ValueError(f"unknown pooling {kind!r}; choose one of {', '.join(POOLS)}")

@@ -6,6 +6,7 @@ import jax
 from flax import nnx
 
 from models import layers
+from models.conv_layers import Conv
 from models.registry import register
 
 # LeCun 1998 initialises weights uniformly in ±2.4/fan_in; variance scaling with fan_in is
@@ -23,8 +24,8 @@ class LeNet5(nnx.Module):
 
     def __init__(self, *, num_classes: int, in_channels: int, rngs: nnx.Rngs,
                  act: str = "lecun_tanh", pool: str = "avg"):
-        conv = lambda i, o: nnx.Conv(i, o, (5, 5), padding="VALID", kernel_init=_lecun_init,
-                                     rngs=rngs)
+        conv = lambda i, o: Conv(i, o, (5, 5), padding="VALID", kernel_init=_lecun_init,
+                                 rngs=rngs)
         self.c1, self.c3, self.c5 = conv(in_channels, 6), conv(6, 16), conv(16, 120)
         self.f6 = nnx.Linear(120, 84, kernel_init=_lecun_init, rngs=rngs)
         self.out = nnx.Linear(84, num_classes, kernel_init=_lecun_init, rngs=rngs)
@@ -44,8 +45,8 @@ class LeNetKeras(nnx.Module):
 
     def __init__(self, *, num_classes: int, in_channels: int, rngs: nnx.Rngs,
                  act: str = "relu", input_size: int = 32):
-        self.c1 = nnx.Conv(in_channels, 6, (3, 3), padding="VALID", rngs=rngs)
-        self.c2 = nnx.Conv(6, 16, (3, 3), padding="VALID", rngs=rngs)
+        self.c1 = Conv(in_channels, 6, (3, 3), padding="VALID", rngs=rngs)
+        self.c2 = Conv(6, 16, (3, 3), padding="VALID", rngs=rngs)
         side = ((input_size - 2) // 2 - 2) // 2
         self.f1 = nnx.Linear(side * side * 16, 120, rngs=rngs)
         self.f2 = nnx.Linear(120, 84, rngs=rngs)

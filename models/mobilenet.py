@@ -7,7 +7,7 @@ import jax
 from flax import nnx
 
 from models import layers
-from models.conv_layers import ConvNormAct
+from models.conv_layers import Conv, ConvNormAct
 from models.registry import register
 
 # Table 1 after the first conv: (pointwise out channels, depthwise stride).
@@ -52,7 +52,7 @@ class MobileNetV1(nnx.Module):
         self.body = nnx.Sequential(*body)
         self.pool = layers.GlobalAvgPool(keepdims=True)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.classifier = nnx.Conv(c, num_classes, (1, 1), rngs=rngs)
+        self.classifier = Conv(c, num_classes, (1, 1), rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.classifier(self.dropout(self.pool(self.body(x))))

@@ -1,0 +1,454 @@
+"""Train-step benchmark: convjax's compiled SGD-momentum step against a PyTorch twin, measured
+in the same process, interleaved.
+
+    uv run python -m benchmarks.train_step [--models lenet5,resnet18] [--batch N]
+        [--input HxWxC] [--dtype float32|bfloat16] [--peer torch|none] [--steps N]
+        [--rounds R] [--lowerings auto|xla|patches[,...]] [--json OUT]
+
+Per model (defaults on CPU: lenet5 b128 32x32x1, resnet20_cifar b128 32x32x3, resnet18 b32
+64x64x3, resnet50 b16 224x224x3) it builds convjax's step as the trainer does (base config,
+SGD momentum 0.9, `training.state.create`, `training.optim.make_optimizer`, jit with the state
+donated) and, with `--peer torch`, the twin of benchmarks/torch_twins.py (equal parameter
+count) with `torch.optim.SGD(momentum=0.9)`, eager and `torch.compile`d, NCHW and
+channels-last. After a warm-up, `--rounds` rounds each run every variant for `--steps` steps
+in turn (so machine noise hits all of them alike), timing each step.
+
+Reported per variant: compile seconds (convjax: lower + compile; torch.compile: the first
+steps' time above a steady one), the train-step time in ms (median of the round medians, and
+p25/p75/min/max over all steps), examples/s, FLOPs per step (XLA's cost analysis of
+convjax's compiled step; the same count is used for the peer, which does the same network's
+work), that FLOP rate as a fraction of the peak of a 2048^3 matmul in the same dtype timed in
+this run, and peak device memory where the platform reports one (`memory_stats()`; n/a on
+CPU) beside XLA's static memory analysis of the step. `ratio` = convjax ms / best PyTorch ms.
+`--lowerings xla,auto` times convjax with XLA's convolution everywhere ("before") and with
+the shape-aware lowering of models/conv_lowering.py ("after") side by side.
+
+JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
+"peak_flops_per_s", "torch": version or null, "peer_note", "models": [{"model", "batch",
+"input", "params", "peer_params", "flops_per_step", "runs": {variant: {"compile_s",
+"step_ms", "step_ms_p25", "step_ms_p75", "step_ms_min", "step_ms_max", "round_ms",
+"examples_per_s", "flops_per_s", "fraction_of_peak", "peak_memory_bytes", ...}},
+"best_peer", "ratio": {convjax variant: ratio}}]}.
+Speed claims live here as ratios against the peer measured in the same run, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import models
+from errors import UserError
+from models import conv_lowering
+
+# name -> (batch, (H, W, C)) of the CPU benchmark
+DEFAULTS = {"lenet5": (128, (32, 32, 1)), "resnet20_cifar": (128, (32, 32, 3)),
+            "resnet18": (32, (64, 64, 3)), "resnet50": (16, (224, 224, 3))}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+PEAK_N = 2048
+
+
+@dataclasses.dataclass
+class Case:
+    model: str
+    batch: int
+    input_shape: tuple[int, int, int]
+    dtype: str
+    num_classes: int
+
+
+@dataclasses.dataclass
+class Runner:
+    """One variant: `step()` runs one train step to completion; `setup()` (if any) runs
+    before each of its rounds (PyTorch's thread count is process-wide)."""
+    name: str
+    step: Callable[[], None]
+    compile_s: float
+    extra: dict = dataclasses.field(default_factory=dict)
+    setup: Callable[[], None] | None = None
+    times: list = dataclasses.field(default_factory=list)
+    rounds: list = dataclasses.field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# convjax
+
+
+def trainer_config(case: Case):
+    """The trainer's base config, with the benchmark's model, batch and optimizer."""
+    from training import config as config_lib
+
+    c = config_lib.base_config()
+    c.model.name = case.model
+    c.train.batch_size = case.batch
+    c.optimizer.name, c.optimizer.lr, c.optimizer.momentum = "sgd", 0.01, 0.9
+    c.schedule.name = "constant"
+    return c
+
+
+def make_convjax_step(defs, tx, *, num_classes: int):
+    """convjax's jitted train step, `step(state, batch) -> (state, metric sums)`, state donated
+    as training/mesh.py compiles it (one device: no shardings needed). The ONE place to follow
+    a change of `training.step.make_train_step`'s signature."""
+    from training import step as step_lib
+
+    step = step_lib.make_train_step(defs, tx, num_classes=num_classes)
+    return jax.jit(step, donate_argnums=0)
+
+
+def _cast_floats(model, dtype) -> None:
+    """Casts every floating variable of `model` (params and batch stats) to `dtype`."""
+    from flax import nnx
+
+    state = nnx.state(model)
+    cast = lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+    nnx.update(model, jax.tree.map(cast, state))
+
+
+def _cost(compiled) -> dict:
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
+        cost = cost[0] if cost else {}
+    return cost or {}
+
+
+def _xla_memory(compiled) -> dict:
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # not every backend implements it
+        return {}
+    keys = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
+    return {k: int(getattr(m, k)) for k in keys if m is not None and hasattr(m, k)}
+
+
+def convjax_runner(case: Case, lowering: str) -> Runner:
+    """The trainer's step for `case`, compiled with the convolutions lowered by `lowering`."""
+    from training import optim, state as state_lib
+
+    c = trainer_config(case)
+    dtype = DTYPES[case.dtype]
+    model = models.create(case.model, num_classes=case.num_classes,
+                          in_channels=case.input_shape[2], seed=c.seed)
+    if dtype != jnp.float32:
+        _cast_floats(model, dtype)
+    tx = optim.make_optimizer(c)
+    defs, state = state_lib.create(model, tx, c.seed)
+    step = make_convjax_step(defs, tx, num_classes=case.num_classes)
+    kx, ky = jax.random.split(jax.random.key(1))
+    batch = {"image": jax.random.normal(kx, (case.batch, *case.input_shape), dtype),
+             "label": jax.random.randint(ky, (case.batch,), 0, case.num_classes)}
+    start = time.perf_counter()
+    with _lowering(lowering):  # read while tracing
+        compiled = step.lower(state, batch).compile()
+    compile_s = time.perf_counter() - start
+    holder = {"state": state}
+
+    def run() -> None:
+        holder["state"], sums = compiled(holder["state"], batch)
+        jax.block_until_ready((holder["state"], sums))
+
+    cost = _cost(compiled)
+    extra = {"flops_per_step": float(cost.get("flops", 0.0)) or None,
+             "xla_memory": _xla_memory(compiled),
+             "params": state_lib.count_params(state.params), "lowering": lowering}
+    return Runner(f"convjax[{lowering}]", run, compile_s, extra)
+
+
+class _lowering:
+    """Sets $CONVJAX_CONV_LOWERING for the duration of a trace."""
+
+    def __init__(self, name: str):
+        self.name, self.saved = name, None
+
+    def __enter__(self):
+        self.saved = os.environ.get(conv_lowering.ENV_VAR)
+        os.environ[conv_lowering.ENV_VAR] = self.name
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            os.environ.pop(conv_lowering.ENV_VAR, None)
+        else:
+            os.environ[conv_lowering.ENV_VAR] = self.saved
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch
+
+
+def torch_or_reason():
+    """(torch module, None) or (None, why the peer is skipped)."""
+    try:
+        import torch
+    except ImportError:
+        return None, ("PyTorch is not installed: the peer is skipped (`uv sync --group bench` "
+                      "installs it; PyPI's Linux wheel is a CUDA build of several GB)")
+    return torch, None
+
+
+def torch_runners(case: Case, warmup: int, variants: list[str],
+                  threads: list[int]) -> tuple[list[Runner], dict]:
+    """The twin's SGD-momentum step in each of `variants` (eager, eager_cl, compile,
+    compile_cl; _cl: channels-last) x intra-op `threads`, and notes on any that failed to
+    build. Each is a fresh twin (same seed), so each torch.compile compiles for its own
+    thread count."""
+    import torch
+    from torch.nn import functional as F
+
+    from benchmarks import torch_twins
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[case.dtype]
+    h, w, ch = case.input_shape
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(case.batch, ch, h, w, generator=gen).to(dtype)
+    y = torch.randint(0, case.num_classes, (case.batch,), generator=gen)
+    runners, notes = [], {}
+    for variant, n_threads in ((v, t) for t in threads for v in variants):
+        name = f"torch[{variant},t{n_threads}]"
+        setup = lambda n=n_threads: torch.set_num_threads(n)
+        setup()
+        torch.manual_seed(0)
+        model = torch_twins.build(case.model, num_classes=case.num_classes,
+                                  in_channels=ch).to(dtype).train()
+        xv = x
+        if variant.endswith("_cl"):
+            model = model.to(memory_format=torch.channels_last)
+            xv = x.contiguous(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        forward = torch.compile(model) if variant.startswith("compile") else model
+
+        def run(forward=forward, opt=opt, xv=xv) -> None:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(forward(xv), y).backward()
+            opt.step()
+
+        try:
+            compile_s = _warm_up(run, warmup)
+        except Exception as err:  # torch.compile needs a working C++ toolchain, among others
+            notes[name] = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
+            print(f"  {name} skipped: {notes[name]}", file=sys.stderr)
+            continue
+        runners.append(Runner(name, run, compile_s,
+                              {"params": torch_twins.count_params(model)}, setup))
+    return runners, notes
+
+
+def _warm_up(run: Callable[[], None], warmup: int) -> float:
+    """Runs `warmup` steps; returns their time above `warmup` steady steps (the compile or
+    first-call cost), at least 0."""
+    start = time.perf_counter()
+    for _ in range(warmup):
+        run()
+    first = time.perf_counter() - start
+    steady = min(_timed(run) for _ in range(max(1, warmup)))
+    return max(0.0, first - warmup * steady)
+
+
+def _timed(run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def peak_flops_per_s(dtype: str, repeats: int = 5) -> float:
+    """FLOP/s of a PEAK_N^3 matmul in `dtype` (best of `repeats`): the machine's practical
+    peak, measured in this run."""
+    a = jax.random.normal(jax.random.key(0), (PEAK_N, PEAK_N), DTYPES[dtype])
+    matmul = jax.jit(lambda a, b: a @ b)
+    jax.block_until_ready(matmul(a, a))
+    best = min(_timed(lambda: jax.block_until_ready(matmul(a, a))) for _ in range(repeats))
+    return 2 * PEAK_N ** 3 / best
+
+
+def interleave(runners: list[Runner], rounds: int, steps: int) -> None:
+    """`rounds` rounds; in each, every runner runs `steps` timed steps in turn."""
+    for _ in range(rounds):
+        for r in runners:
+            if r.setup:
+                r.setup()
+            times = [_timed(r.step) for _ in range(steps)]
+            r.times += times
+            r.rounds.append(statistics.median(times))
+
+
+def _device_peak_memory() -> int | None:
+    stats = jax.devices()[0].memory_stats()
+    return None if not stats else stats.get("peak_bytes_in_use")
+
+
+def summarize(r: Runner, case: Case, flops: float | None, peak: float) -> dict:
+    """A runner's row: times in ms, throughput, FLOP rate, memory."""
+    ms = np.asarray(r.times) * 1e3
+    step_ms = statistics.median(r.rounds) * 1e3
+    row = {"compile_s": r.compile_s, "step_ms": step_ms,
+           "step_ms_p25": float(np.percentile(ms, 25)),
+           "step_ms_p75": float(np.percentile(ms, 75)),
+           "step_ms_min": float(ms.min()), "step_ms_max": float(ms.max()),
+           "round_ms": [t * 1e3 for t in r.rounds],
+           "examples_per_s": case.batch / (step_ms / 1e3)}
+    rate = flops / (step_ms / 1e3) if flops else None
+    row.update(flops_per_s=rate, fraction_of_peak=rate / peak if rate else None,
+               peak_memory_bytes=_device_peak_memory() if r.name.startswith("convjax") else None)
+    row.update({k: v for k, v in r.extra.items() if k not in ("params", "flops_per_step")})
+    return row
+
+
+def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
+    """Builds, warms up and times every variant of one model; returns its JSON entry."""
+    print(f"{case.model}: batch {case.batch}, input {_hwc(case.input_shape)}, {case.dtype}",
+          flush=True)
+    runners = [convjax_runner(case, lowering) for lowering in args.lowerings]
+    for r in runners:
+        _warm_up(r.step, args.warmup)
+    notes = {}
+    if torch_ok:
+        peers, notes = torch_runners(case, args.warmup, args.peer_variants,
+                                     args.torch_threads)
+        runners += peers
+    interleave(runners, args.rounds, args.steps)
+    flops = runners[0].extra["flops_per_step"]
+    runs = {r.name: summarize(r, case, flops, peak) for r in runners}
+    peer_names = [r.name for r in runners if r.name.startswith("torch")]
+    best = min(peer_names, key=lambda n: runs[n]["step_ms"]) if peer_names else None
+    ratio = {r.name: runs[r.name]["step_ms"] / runs[best]["step_ms"]
+             for r in runners if best and r.name.startswith("convjax")}
+    return {"model": case.model, "batch": case.batch, "input": _hwc(case.input_shape),
+            "params": runners[0].extra["params"],
+            "peer_params": next((r.extra["params"] for r in runners
+                                 if r.name.startswith("torch")), None),
+            "flops_per_step": flops, "runs": runs, "peer_failures": notes,
+            "best_peer": best, "ratio": ratio}
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _hwc(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _parse_hwc(text: str) -> tuple[int, int, int]:
+    try:
+        h, w, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--input {text!r} is not HxWxC, e.g. 32x32x3") from None
+    if min(h, w, c) < 1:
+        raise UserError(f"--input {text!r} needs positive sizes")
+    return h, w, c
+
+
+def cases(args) -> list[Case]:
+    out = []
+    for name in args.models:
+        try:
+            spec = models.spec(name)
+        except models.UnknownModelError as err:
+            raise UserError(str(err)) from None
+        batch, shape = DEFAULTS.get(spec.name, (32, spec.input_shape))
+        out.append(Case(spec.name, args.batch or batch,
+                        _parse_hwc(args.input) if args.input else shape, args.dtype,
+                        spec.num_classes or 10))
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(DEFAULTS),
+                   help="comma-separated registry names (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None, help="batch size for every model")
+    p.add_argument("--input", default=None, help="HxWxC input for every model")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    p.add_argument("--peer", choices=("torch", "none"), default="torch")
+    p.add_argument("--peer-variants", default="eager,eager_cl,compile,compile_cl",
+                   help="PyTorch variants: eager, eager_cl, compile, compile_cl")
+    p.add_argument("--torch-threads", default=None,
+                   help="PyTorch intra-op thread counts to try, e.g. 1,2 (default: torch's)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per variant per round")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
+    p.add_argument("--lowerings", default="auto",
+                   help="convjax variants by conv lowering: auto (shape-aware), xla, patches")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
+    args.lowerings = args.lowerings.split(",")
+    args.peer_variants = args.peer_variants.split(",")
+    for name in args.lowerings:
+        if name not in conv_lowering.LOWERINGS:
+            raise UserError(f"--lowerings: {name!r} is not one of "
+                            f"{', '.join(conv_lowering.LOWERINGS)}")
+    try:
+        args.torch_threads = ([int(t) for t in args.torch_threads.split(",")]
+                              if args.torch_threads else [os.cpu_count() or 1])
+    except ValueError:
+        raise UserError(f"--torch-threads {args.torch_threads!r} is not a list of counts") from None
+    bad = set(args.peer_variants) - {"eager", "eager_cl", "compile", "compile_cl"}
+    if bad:
+        raise UserError(f"--peer-variants: unknown {', '.join(sorted(bad))}")
+    if min(args.steps, args.rounds) < 1 or args.warmup < 0 or (args.batch or 1) < 1:
+        raise UserError("--steps, --rounds and --batch must be positive, --warmup >= 0")
+    return args
+
+
+def print_table(entry: dict) -> None:
+    print(f"  {'variant':<26}{'compile s':>10}{'step ms':>10}{'p25-p75':>16}"
+          f"{'ex/s':>9}{'%peak':>7}{'ratio':>7}")
+    for name, run in entry["runs"].items():
+        frac = run["fraction_of_peak"]
+        ratio = entry["ratio"].get(name)
+        print(f"  {name:<26}{run['compile_s']:>10.2f}{run['step_ms']:>10.2f}"
+              f"{run['step_ms_p25']:>8.2f}-{run['step_ms_p75']:<7.2f}"
+              f"{run['examples_per_s']:>9.0f}"
+              f"{(f'{100 * frac:.1f}' if frac else 'n/a'):>7}"
+              f"{(f'{ratio:.2f}' if ratio else ''):>7}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    todo = cases(args)
+    torch, note = torch_or_reason() if args.peer == "torch" else (None, "--peer none")
+    if args.peer == "torch" and torch is None:
+        print(f"note: {note}", file=sys.stderr)
+    peak = peak_flops_per_s(args.dtype)
+    device = jax.devices()[0]
+    print(f"{jax.default_backend()} ({device.device_kind}), {args.dtype}; matmul peak "
+          f"{peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {args.steps} steps"
+          + (f"; torch {torch.__version__}" if torch else ""),
+          flush=True)
+    entries = []
+    for case in todo:
+        entries.append(bench_model(case, args, peak, torch is not None))
+        print_table(entries[-1])
+        mem = entries[-1]["runs"][f"convjax[{args.lowerings[0]}]"]["peak_memory_bytes"]
+        print(f"  FLOPs/step {entries[-1]['flops_per_step'] or 0:.3g}; peak device memory "
+              f"{'n/a' if mem is None else f'{mem / 2**20:.0f} MiB'}", flush=True)
+    if args.json:
+        result = {"backend": jax.default_backend(), "device": device.device_kind,
+                  "dtype": args.dtype, "rounds": args.rounds, "steps_per_round": args.steps,
+                  "peak_flops_per_s": peak, "torch": torch.__version__ if torch else None,
+                  "peer_note": note, "models": entries}
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,95 @@
+"""XLA CPU runtime flags against convjax's train step: each flag set runs in its own process
+(XLA reads $XLA_FLAGS once, at start-up), the sets alternating run by run so machine noise
+hits them alike; per model the median over runs of benchmarks/train_step.py's step time.
+
+    uv run python -m benchmarks.xla_flags [--models lenet5,resnet20_cifar] [--runs 3]
+        [--sets baseline,no_thunk,...] [--json out.json]
+
+A set's name says what it changes against XLA's defaults (`SETS` lists them); the table gives
+per model the median step ms [min-max over runs] and the ratio to `baseline` (< 1: faster).
+`--xla_cpu_use_thunk_runtime=false` is accepted but ignored by current XLA ("no longer
+supported": the thunk runtime is the only one), so it is not in the list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+SETS = {
+    "baseline": "",
+    "single_thread_eigen": "--xla_cpu_multi_thread_eigen=false",
+    "onednn": "--xla_cpu_use_onednn=true",
+    "xnn_convs": "--xla_cpu_experimental_xnn_fusion_type="
+                 "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+    "ynn_convs": "--xla_cpu_experimental_ynn_fusion_type="
+                 "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+    "concurrency_scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=true",
+}
+
+
+def run_once(flags: str, models: str, steps: int, rounds: int, extra_env: dict) -> dict:
+    """One train_step run in a fresh process under `flags`; its JSON, or {'error': ...}."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        env = dict(os.environ, XLA_FLAGS=flags, **extra_env)
+        cmd = [sys.executable, "-m", "benchmarks.train_step", "--models", models,
+               "--peer", "none", "--steps", str(steps), "--rounds", str(rounds),
+               "--json", out.name]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
+        return json.load(open(out.name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="lenet5,resnet20_cifar,resnet18")
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--runs", type=int, default=3, help="processes per flag set")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    sets = args.sets.split(",")
+    times: dict[str, dict[str, list[float]]] = {s: {} for s in sets}
+    errors: dict[str, str] = {}
+    for run in range(args.runs):
+        for name in sets:
+            if name in errors:
+                continue
+            result = run_once(SETS[name], args.models, args.steps, args.rounds, {})
+            if "error" in result:
+                errors[name] = result["error"]
+                print(f"{name}: failed: {errors[name]}", flush=True)
+                continue
+            for entry in result["models"]:
+                ms = entry["runs"]["convjax[auto]"]["step_ms"]
+                times[name].setdefault(entry["model"], []).append(ms)
+            print(f"run {run} {name}: " + ", ".join(
+                f"{m} {v[-1]:.1f} ms" for m, v in times[name].items()), flush=True)
+    print(f"\n{'flags':<24}" + "".join(f"{m:>26}" for m in args.models.split(",")))
+    for name in sets:
+        if name in errors:
+            print(f"{name:<24} failed: {errors[name]}")
+            continue
+        base = times["baseline"] if "baseline" in times else None
+        cells = []
+        for m, v in times[name].items():
+            rel = (f" ({statistics.median(v) / statistics.median(base[m]):.2f}x)"
+                   if base and m in base else "")
+            cells.append(f"{statistics.median(v):>10.1f} [{min(v):.0f}-{max(v):.0f}]{rel}")
+        print(f"{name:<24}" + "".join(f"{c:>26}" for c in cells))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"sets": {s: SETS[s] for s in sets}, "step_ms": times,
+                       "errors": errors}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""How a 2-D convolution is lowered: XLA's own convolution, or patches + one matmul.
+
+A convolution is a linear map, so it can be written as "gather every output position's
+receptive field into a row (im2col), then multiply by the kernel reshaped to a matrix". XLA's
+CPU convolution is very slow for small spatial sizes with many channels (ResNet-18's last
+stages: 2x2x512 takes ~35x longer than the matmul doing the same work), while for large
+spatial sizes its own convolution stays faster. `conv_general_dilated` here has
+`lax.conv_general_dilated`'s signature (so `nnx.Conv(..., conv_general_dilated=...)` takes
+it) and picks the lowering per static shape with `use_patches`, the one place the rule and
+its threshold live.
+
+`CONVJAX_CONV_LOWERING=xla|patches|auto` (read at call time, i.e. when a step is traced)
+forces one lowering, for benchmarking; `auto` (the default) applies the rule.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+LOWERINGS = ("auto", "xla", "patches")
+ENV_VAR = "CONVJAX_CONV_LOWERING"
+
+# The rule (`use_patches`) and its threshold, from benchmarks/conv_lowering.py on the shared
+# 2-core CPU container (float32; medians of 7 interleaved samples; fwd+bwd = forward, input and
+# weight gradients; ratio = XLA ms / patches ms, > 1: patches faster). 157 shapes, in
+# benchmarks/results/conv_lowering_cpu_2core.json:
+# - Output smaller than the kernel (69 shapes): XLA's convolution is pathological, patches
+#   win 5.4x at the median and 16x in total time (9.0 s -> 0.56 s). 3x3 on 2x2x512, b32: fwd
+#   614 ms vs 6.8 (91x), fwd+bwd 633 vs 11 (56x); 3x3/2 on 4x4x256 -> 2x2x512 (ResNet-18's
+#   stage 4 at 64x64): fwd+bwd 167 vs 5.7 (29x, the input gradient); 5x5 on 4x4x48: 5.7x;
+#   LeNet-5's C5 (5x5 on 5x5x16, one output): 6.9x. The 7 exceptions take < 0.3 ms either way
+#   (1x1 and 2x2 inputs with 16-64 channels), but for b128 2x2x32 (0.78x).
+# - Output at least the kernel (88 shapes): XLA 0.81x at the median, 25% less total time
+#   (2.1 s vs 2.8 s); 32x32x16 (ResNet-20's first stage): 0.31-0.39x, patches' im2col copy
+#   costing more than the products; LeNet-5's C3 (5x5, 10x10 out): 0.95x. Patches would win
+#   1.0-2.0x on 3x3-6x6 outputs with >= 256 channels and on stride-2 convs with >= 128
+#   input channels: a finer rule could take those too (ResNet-50's last stages).
+# - 1x1 kernels (no patches to gather: one plain matmul): fwd+bwd 2.2-3.9x faster at 7x7 to
+#   56x56 (ResNet-50's bottleneck 1x1s; XLA's weight gradient of a 1x1 conv is slow), 0.95-1.9x
+#   for strided 1x1 projections.
+# So the threshold is the kernel itself: patches when the output is smaller than the kernel
+# along a spatial axis (times MIN_OUTPUT_OVER_KERNEL, the one number to tune).
+MIN_OUTPUT_OVER_KERNEL = 1
+
+
+def lowering() -> str:
+    """The lowering forced by $CONVJAX_CONV_LOWERING, or 'auto'."""
+    name = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if name not in LOWERINGS:
+        raise ValueError(f"{ENV_VAR}={name!r}; choose one of {', '.join(LOWERINGS)}")
+    return name
+
+
+def use_patches(out_hw: Sequence[int], kernel_hw: Sequence[int]) -> bool:
+    """The rule: patches + matmul for a 1x1 kernel (the "patches" are the input itself: one
+    plain matmul) or when the output is smaller than MIN_OUTPUT_OVER_KERNEL x the kernel
+    along a spatial axis; XLA's convolution otherwise. Measurements above."""
+    if math.prod(kernel_hw) == 1:
+        return True
+    return any(o < MIN_OUTPUT_OVER_KERNEL * k for o, k in zip(out_hw, kernel_hw))
+
+
+# ---------------------------------------------------------------------------------------------
+# The patches lowering
+
+
+def _explicit_padding(in_spatial, kernel_spatial, strides, padding, rhs_dilation):
+    """((lo, hi), ...) for 'SAME'/'VALID'/'SAME_LOWER' or explicit pairs."""
+    if isinstance(padding, str):
+        dilated = [(k - 1) * d + 1 for k, d in zip(kernel_spatial, rhs_dilation)]
+        return tuple(lax.padtype_to_pads(in_spatial, dilated, strides, padding))
+    return tuple((int(lo), int(hi)) for lo, hi in padding)
+
+
+def extract_patches(x: jax.Array, kernel_hw: tuple[int, int], strides, pads,
+                    dilation) -> jax.Array:
+    """(B, H, W, C) -> (B, oh, ow, kh*kw*C), features in (u, v, c) order, i.e. the order of an
+    HWIO kernel reshaped to (kh*kw*C, O). Built from strided slices of the padded input, so it
+    is exact in every dtype and its gradient is pads and adds (no convolution)."""
+    kh, kw = kernel_hw
+    (sh, sw), (dh, dw) = strides, dilation
+    # lax.pad, not jnp.pad: a negative pad crops, as in lax.conv_general_dilated
+    x = lax.pad(x, jnp.zeros((), x.dtype),
+                ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+    _, hp, wp, _ = x.shape
+    oh = (hp - (kh - 1) * dh - 1) // sh + 1
+    ow = (wp - (kw - 1) * dw - 1) // sw + 1
+    cols = [lax.slice(x, (0, u * dh, v * dw, 0),
+                      (x.shape[0], u * dh + (oh - 1) * sh + 1, v * dw + (ow - 1) * sw + 1,
+                       x.shape[3]), (1, sh, sw, 1))
+            for u in range(kh) for v in range(kw)]
+    return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+
+
+def patches_conv(lhs: jax.Array, rhs: jax.Array, window_strides, pads, rhs_dilation, *,
+                 precision=None, preferred_element_type=None) -> jax.Array:
+    """NHWC x HWIO -> NHWC convolution as patches @ kernel matrix (explicit `pads`)."""
+    kh, kw, cin, cout = rhs.shape
+    patches = extract_patches(lhs, (kh, kw), window_strides, pads, rhs_dilation)
+    return lax.dot_general(patches, rhs.reshape(kh * kw * cin, cout),
+                           (((3,), (0,)), ((), ())), precision=precision,
+                           preferred_element_type=preferred_element_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dispatcher
+
+_NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+
+
+def _patches_applicable(lhs, rhs, dimension_numbers, lhs_dilation, feature_group_count,
+                        batch_group_count, out_sharding) -> bool:
+    """The patches path covers plain 2-D NHWC/HWIO convolutions; anything else (groups,
+    transposed convolution, other layouts, explicit output sharding) keeps XLA's."""
+    if lhs.ndim != 4 or rhs.ndim != 4 or feature_group_count != 1 or batch_group_count != 1:
+        return False
+    if out_sharding is not None or any(d != 1 for d in (lhs_dilation or (1, 1))):
+        return False
+    dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    return dn == _NHWC
+
+
+def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, padding,
+           rhs_dilation=None) -> tuple[str, tuple]:
+    """('patches' or 'xla', explicit pads) for an NHWC x HWIO convolution, by the rule and
+    $CONVJAX_CONV_LOWERING."""
+    rhs_dilation = tuple(rhs_dilation or (1, 1))
+    pads = _explicit_padding(lhs_shape[1:3], rhs_shape[:2], window_strides, padding,
+                             rhs_dilation)
+    forced = lowering()
+    if forced != "auto":
+        return forced, pads
+    out_hw = [(n + lo + hi - (k - 1) * d - 1) // s + 1 for n, (lo, hi), k, d, s in
+              zip(lhs_shape[1:3], pads, rhs_shape[:2], rhs_dilation, window_strides)]
+    return ("patches" if use_patches(out_hw, rhs_shape[:2]) else "xla"), pads
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         batch_group_count=1, precision=None, preferred_element_type=None,
+                         out_sharding=None) -> jax.Array:
+    """`lax.conv_general_dilated`, lowered by shape: patches + matmul where `use_patches`
+    says so (plain 2-D NHWC/HWIO convolutions only), XLA's convolution otherwise."""
+    xla = lambda: lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+        feature_group_count, batch_group_count, precision, preferred_element_type,
+        out_sharding=out_sharding)
+    if not _patches_applicable(lhs, rhs, dimension_numbers, lhs_dilation,
+                               feature_group_count, batch_group_count, out_sharding):
+        return xla()
+    window_strides, rhs_dilation = tuple(window_strides), tuple(rhs_dilation or (1, 1))
+    kind, pads = choose(lhs.shape, rhs.shape, window_strides, padding, rhs_dilation)
+    if kind == "xla":
+        return xla()
+    return patches_conv(lhs, rhs, window_strides, pads, rhs_dilation, precision=precision,
+                        preferred_element_type=preferred_element_type)
+
+
+def Conv(*args, **kwargs) -> nnx.Conv:  # noqa: N802 (a factory standing in for the class)
+    """`nnx.Conv` lowered by shape (`conv_general_dilated` above). It is a plain nnx.Conv,
+    so parameter names, shapes and the state pytree are those of `nnx.Conv`; only the
+    function it calls differs (a static attribute, not state: checkpoints are unaffected)."""
+    kwargs.setdefault("conv_general_dilated", conv_general_dilated)
+    return nnx.Conv(*args, **kwargs)

@@ -1,0 +1,71 @@
+"""The train-step benchmark (benchmarks/train_step.py): its PyTorch twins have exactly the
+parameter counts of convjax's networks, and the harness runs end to end and writes the JSON
+it documents. No timing is asserted: speed claims live in benchmarks/, as ratios."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flax import nnx
+
+import models
+from benchmarks import train_step
+from errors import UserError
+from training import state as state_lib
+
+
+def _convjax_params(name: str) -> int:
+    model = nnx.eval_shape(lambda: models.create(name))
+    return state_lib.count_params(nnx.state(model, nnx.Param))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet20_cifar", "resnet18", "resnet50"])
+def test_torch_twin_has_the_same_parameter_count(name):
+    pytest.importorskip("torch")
+    from benchmarks import torch_twins
+
+    spec = models.spec(name)
+    twin = torch_twins.build(name, num_classes=spec.num_classes,
+                             in_channels=spec.input_shape[2])
+    assert torch_twins.count_params(twin) == _convjax_params(name)
+
+
+def test_torch_twin_trains_one_step():
+    torch = pytest.importorskip("torch")
+    from benchmarks import torch_twins
+
+    twin = torch_twins.build("resnet20_cifar", num_classes=10, in_channels=3)
+    logits = twin(torch.zeros(2, 3, 32, 32))
+    assert tuple(logits.shape) == (2, 10)
+
+
+def test_harness_runs_lenet5_end_to_end_and_writes_its_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--models", "lenet5", "--batch", "8", "--steps", "2", "--rounds", "1",
+            "--warmup", "1", "--peer", "none", "--lowerings", "xla,auto", "--json", str(out)]
+    assert train_step.main(argv) == 0
+    result = json.loads(out.read_text())
+    for key in ("backend", "device", "dtype", "rounds", "steps_per_round", "peak_flops_per_s",
+                "torch", "peer_note", "models"):
+        assert key in result, key
+    (entry,) = result["models"]
+    assert (entry["model"], entry["batch"], entry["input"]) == ("lenet5", 8, "32x32x1")
+    assert entry["params"] == 61_706 and entry["flops_per_step"] > 0
+    assert entry["best_peer"] is None and entry["ratio"] == {}
+    assert set(entry["runs"]) == {"convjax[xla]", "convjax[auto]"}
+    for run in entry["runs"].values():
+        for key in ("compile_s", "step_ms", "step_ms_p25", "step_ms_p75", "step_ms_min",
+                    "step_ms_max", "round_ms", "examples_per_s", "flops_per_s",
+                    "fraction_of_peak", "peak_memory_bytes"):
+            assert key in run, key
+        assert run["step_ms_min"] <= run["step_ms"] <= run["step_ms_max"]
+        assert len(run["round_ms"]) == 1
+    assert "convjax[auto]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--models", "no_such_net"], ["--input", "32x32"],
+                                  ["--lowerings", "fast"], ["--steps", "0"]])
+def test_a_bad_argument_is_a_user_error(argv):
+    with pytest.raises(UserError):
+        train_step.main(argv + ["--peer", "none"])

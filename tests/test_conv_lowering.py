@@ -1,0 +1,149 @@
+"""The shape-aware convolution (models/conv_lowering.py): both lowerings compute the same
+convolution and the same gradients, the rule picks as documented, and building the zoo with
+it leaves every parameter where it was."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+import models
+from models import conv_lowering
+
+DN = ("NHWC", "HWIO", "NHWC")
+
+# (kernel, stride, padding, dilation): VALID, SAME, explicit, asymmetric, 1x1, strided 1x1,
+# padding wider than the kernel, dilation with and without stride. (Negative padding, a crop,
+# has its own test below: XLA's CPU convolution itself returns garbage for it.)
+CASES = [
+    (3, 1, "SAME", 1), (3, 1, "VALID", 1), (3, 2, "SAME", 1), (3, 2, "VALID", 1),
+    (5, 1, "VALID", 1), (5, 2, "SAME", 1), (7, 2, ((3, 3), (3, 3)), 1),
+    (3, 1, ((1, 1), (1, 1)), 1), (3, 2, ((0, 1), (2, 0)), 1), (4, 3, ((2, 1), (0, 3)), 1),
+    (3, 1, "SAME", 2), (3, 2, ((2, 2), (2, 2)), 2), (2, 1, "SAME", 3),
+    (1, 1, "VALID", 1), (1, 2, "VALID", 1), (1, 1, "SAME", 1), (1, 2, ((1, 0), (0, 1)), 1),
+    (3, 1, "SAME_LOWER", 1), (3, 1, ((3, 3), (3, 3)), 1),
+]
+
+
+def test_negative_padding_crops_as_the_definition_says():
+    """lax's contract: a negative pad crops. XLA's CPU convolution gives values of 1e36 there
+    (measured, jax 0.8), so the reference is the crop, then zero-pad, then a VALID conv."""
+    x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+    cropped = jnp.pad(x[:, 1:, :-1], ((0, 0), (0, 1), (0, 0), (0, 0)))
+    want = lax.conv_general_dilated(cropped, w, (1, 1), "VALID", dimension_numbers=DN)
+    got = conv_lowering.patches_conv(x, w, (1, 1), ((-1, 1), (0, -1)), (1, 1))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _conv_and_grads(conv, x, w, g):
+    """(y, dL/dx, dL/dw) for L = sum(conv(x, w) * g)."""
+    y, vjp = jax.vjp(conv, x, w)
+    return (y, *vjp(g))
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation", CASES)
+def test_patches_and_xla_agree_forward_and_both_gradients(kernel, stride, padding, dilation):
+    kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (3, 9, 8, 5))
+    w = jax.random.normal(kw, (kernel, kernel, 5, 4)) * 0.3
+    strides, dil = (stride, stride), (dilation, dilation)
+    ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dil,
+                                                dimension_numbers=DN)
+    pads = conv_lowering.choose(x.shape, w.shape, strides, padding, dil)[1]
+    ours = lambda x, w: conv_lowering.patches_conv(x, w, strides, pads, dil)
+    g = jax.random.normal(kg, jax.eval_shape(ref, x, w).shape)
+    for a, b, what in zip(_conv_and_grads(ref, x, w, g), _conv_and_grads(ours, x, w, g),
+                          ("forward", "input gradient", "weight gradient")):
+        assert a.shape == b.shape, what
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4, err_msg=what)
+
+
+@pytest.mark.parametrize("lowering", ["xla", "patches"])
+def test_forced_lowering_through_nnx_conv_matches_the_library(monkeypatch, lowering):
+    """`Conv` with either lowering forced equals plain nnx.Conv (same init, same output)."""
+    monkeypatch.setenv(conv_lowering.ENV_VAR, lowering)
+    x = jax.random.normal(jax.random.key(1), (2, 6, 6, 3))
+    make = lambda factory: factory(3, 8, (3, 3), 2, padding=((1, 0), (0, 1)),
+                                   rngs=nnx.Rngs(0))
+    ours, ref = make(conv_lowering.Conv), make(nnx.Conv)
+    np.testing.assert_allclose(jax.jit(ours)(x), ref(x), rtol=1e-5, atol=1e-5)
+    grad = lambda m: nnx.grad(lambda m: jnp.sum(jnp.sin(m(x))))(m)
+    np.testing.assert_allclose(grad(ours)["kernel"][...], grad(ref)["kernel"][...],
+                               rtol=1e-5, atol=1e-5)
+
+
+def _lowered_with(monkeypatch, lowering: str, lhs_shape, rhs_shape, stride=1, padding="SAME",
+                  **kwargs) -> str:
+    """Which lowering `conv_general_dilated` emits for these shapes (read off its jaxpr)."""
+    monkeypatch.setenv(conv_lowering.ENV_VAR, lowering)
+    fn = lambda x, w: conv_lowering.conv_general_dilated(
+        x, w, (stride, stride), padding, dimension_numbers=DN, **kwargs)
+    jaxpr = jax.make_jaxpr(fn)(jnp.zeros(lhs_shape), jnp.zeros(rhs_shape))
+    names = {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+    return "xla" if "conv_general_dilated" in names else "patches"
+
+
+def test_the_rule_picks_patches_when_the_output_is_smaller_than_the_kernel(monkeypatch):
+    pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
+    assert pick((8, 2, 2, 512), (3, 3, 512, 512)) == "patches"     # ResNet-18's stage 4 at 64
+    assert pick((8, 4, 4, 256), (3, 3, 256, 512), 2) == "patches"  # strided: 2x2 output
+    assert pick((8, 5, 5, 16), (5, 5, 16, 120), 1, "VALID") == "patches"  # LeNet-5's C5
+    assert pick((8, 3, 3, 512), (3, 3, 512, 512)) == "xla"         # output == kernel
+    assert pick((8, 14, 14, 6), (5, 5, 6, 16), 1, "VALID") == "xla"  # LeNet-5's C3: 10x10
+    assert pick((8, 4, 8, 64), (5, 5, 64, 64)) == "patches"        # one axis is enough
+    assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "xla"
+    assert pick((8, 32, 32, 64), (1, 1, 64, 64)) == "patches"      # 1x1: a plain dot
+    assert pick((8, 32, 32, 64), (1, 1, 64, 64), 2) == "patches"
+    r = conv_lowering.MIN_OUTPUT_OVER_KERNEL
+    assert conv_lowering.use_patches((3 * r - 1, 9), (3, 3))
+    assert not conv_lowering.use_patches((3 * r, 3 * r), (3, 3))
+
+
+def test_forcing_xla_keeps_every_convolution_a_convolution(monkeypatch):
+    assert _lowered_with(monkeypatch, "xla", (8, 2, 2, 64), (3, 3, 64, 64)) == "xla"
+    assert _lowered_with(monkeypatch, "xla", (8, 8, 8, 64), (1, 1, 64, 64)) == "xla"
+
+
+def test_unusual_convolutions_keep_the_library_lowering(monkeypatch):
+    """Grouped, transposed (input-dilated) and non-NHWC convolutions are left to XLA, even when
+    the patches lowering is forced."""
+    pick = lambda *a, **k: _lowered_with(monkeypatch, "patches", *a, **k)
+    assert pick((2, 4, 4, 8), (3, 3, 4, 8), feature_group_count=2) == "xla"
+    assert pick((2, 4, 4, 8), (3, 3, 8, 8), padding=((1, 1), (1, 1)),
+                lhs_dilation=(2, 2)) == "xla"
+    fn = lambda x, w: conv_lowering.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    jaxpr = jax.make_jaxpr(fn)(jnp.zeros((2, 8, 4, 4)), jnp.zeros((8, 8, 3, 3)))
+    assert "conv_general_dilated" in {e.primitive.name for e in jaxpr.jaxpr.eqns}
+    assert pick((2, 4, 4, 8), (3, 3, 8, 8)) == "patches"  # the forced choice otherwise holds
+
+
+def test_a_bad_forced_lowering_is_refused(monkeypatch):
+    monkeypatch.setenv(conv_lowering.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="CONVJAX_CONV_LOWERING"):
+        conv_lowering.lowering()
+
+
+def _param_tree(name: str, **kwargs):
+    model = nnx.eval_shape(lambda: models.create(name, **kwargs))
+    state = nnx.state(model)
+    return {jax.tree_util.keystr(p): (v.shape, v.dtype)
+            for p, v in jax.tree.leaves_with_path(state)}
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18", "mobilenet_v1"])
+def test_zoo_state_tree_is_the_one_plain_nnx_conv_builds(monkeypatch, name):
+    """Every variable (params and batch stats: names, shapes, dtypes) is what the net had when
+    built from plain nnx.Conv, so old checkpoints still load; every conv uses the lowering."""
+    ours = _param_tree(name)
+    model = nnx.eval_shape(lambda: models.create(name))
+    convs = [m for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Conv)]
+    assert convs and all(c.conv_general_dilated is conv_lowering.conv_general_dilated
+                         for c in convs)
+    monkeypatch.setattr(conv_lowering, "conv_general_dilated", lax.conv_general_dilated)
+    assert _param_tree(name) == ours
