@@ -4,7 +4,8 @@ mixed labels and normalisation undone."""
 import numpy as np
 from PIL import Image
 
-from data import show_cli, stats
+from data import stats
+from training import show_data_cli as show_cli
 
 
 def test_digits_grid_has_the_expected_size(tmp_path, capsys):
