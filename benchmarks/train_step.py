@@ -30,11 +30,24 @@ JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
 "examples_per_s", "flops_per_s", "fraction_of_peak", "peak_memory_bytes", ...}},
 "best_peer", "ratio": {convjax variant: ratio}}]}.
 Speed claims live here as ratios against the peer measured in the same run, never in tests.
+
+Measured (benchmarks/results/train_step_cpu_2core.json: two runs of `--models
+lenet5,resnet20_cifar,resnet18 --lowerings xla,auto --torch-threads 1,2 --steps 5 --rounds 5`
+on the shared 2-core CPU, load average 3-9 from other users; torch 2.13 CPU), convjax ms with
+XLA's conv / with the shape-aware lowering / best PyTorch ms (ratio after):
+lenet5 b128 86/69/51 and 51/44/23 (1.4-1.9x); resnet20_cifar b128 1107/1162/361 and
+1074/1144/398 (2.9-3.2x; both convjax programs are identical here, so their 5-7% gap is the
+noise); resnet18 b32 64x64 4294/619/435 and 4540/557/422 (9.9-10.8x before, 1.3-1.4x after).
+PyTorch's best was always single-threaded: with 2 intra-op threads on the loaded 2 cores its
+steps were 5-15x slower (OpenMP barriers wait for a preempted thread), so `--torch-threads 1,2`
+is the fair setting here. torch.compile worked (inductor, C++), its compile seconds shrink
+when inductor's on-disk cache is warm.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -164,21 +177,18 @@ def convjax_runner(case: Case, lowering: str) -> Runner:
     return Runner(f"convjax[{lowering}]", run, compile_s, extra)
 
 
-class _lowering:
-    """Sets $CONVJAX_CONV_LOWERING for the duration of a trace."""
-
-    def __init__(self, name: str):
-        self.name, self.saved = name, None
-
-    def __enter__(self):
-        self.saved = os.environ.get(conv_lowering.ENV_VAR)
-        os.environ[conv_lowering.ENV_VAR] = self.name
-
-    def __exit__(self, *exc):
-        if self.saved is None:
+@contextlib.contextmanager
+def _lowering(name: str):
+    """Sets $CONVJAX_CONV_LOWERING for the duration of a trace, then restores it."""
+    saved = os.environ.get(conv_lowering.ENV_VAR)
+    os.environ[conv_lowering.ENV_VAR] = name
+    try:
+        yield
+    finally:
+        if saved is None:
             os.environ.pop(conv_lowering.ENV_VAR, None)
         else:
-            os.environ[conv_lowering.ENV_VAR] = self.saved
+            os.environ[conv_lowering.ENV_VAR] = saved
 
 
 # ---------------------------------------------------------------------------------------------
