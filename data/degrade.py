@@ -21,7 +21,6 @@ downscaling (antialiasing), with pixel centres at half-integers:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 

@@ -134,7 +134,7 @@ def test_restorers_write_the_input_size(runs, tmp_path, name):
 def test_eval_recomputes_the_runs_own_metrics(runs, capsys):
     run = runs["segmentation"]
     assert eval_cli.main(["--workdir", str(run), "--checkpoint", "latest"]) == 0
-    written = json.loads((run / f"eval-seg_seg.json").read_text())
+    written = json.loads((run / "eval-seg_seg.json").read_text())
     final = json.loads((run / "summary.json").read_text())["final_metrics"]
     assert written["metrics"]["test/miou"] == pytest.approx(final["test/miou"], abs=1e-6)
     assert "test/iou/0" in capsys.readouterr().out

@@ -1,7 +1,6 @@
 """The Task seam: a task of the test's own making trains through the generic step; what a task
 implies (its metric names, the network's output) is checked before anything is written."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
