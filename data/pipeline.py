@@ -124,13 +124,14 @@ def eval_batches_by_shape(ds: grain.MapDataset, batch_size: int, multiple: int) 
     (in index order within it) batched together, each batch padded with mask-0 copies only to
     a multiple of `multiple` (the devices), since a full eval batch of one large image would
     be mostly padding. Each shape compiles the eval step once."""
-    groups: dict[tuple, list[int]] = {}
-    for i in range(len(ds)):
-        shapes = tuple(np.shape(v) for v in ds[i].values() if not isinstance(v, str))
-        groups.setdefault(shapes, []).append(i)
-    for indices in groups.values():
-        for start in range(0, len(indices), batch_size):
-            examples = [ds[i] for i in indices[start:start + batch_size]]
+    groups: dict[tuple, list[dict]] = {}
+    for i in range(len(ds)):  # each example prepared once (such eval sets are small)
+        example = ds[i]
+        shapes = tuple(np.shape(v) for v in example.values() if not isinstance(v, str))
+        groups.setdefault(shapes, []).append(example)
+    for group in groups.values():
+        for start in range(0, len(group), batch_size):
+            examples = group[start:start + batch_size]
             yield pad_and_stack(examples, -(-len(examples) // multiple) * multiple, examples[0])
 
 

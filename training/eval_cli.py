@@ -68,13 +68,13 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip())
         return 0
     args, rest = own_flags(argv)
-    from training import evaluation
+    from training import evaluation, run_dir
 
     workdir = Path(args.workdir)
-    c = evaluation.run_dir.load_config(workdir)
-    tag = dataset_tag(apply_overrides(c, rest, allowed=("data", "eval")).data.name)
-    values, step, c = evaluation.evaluate_run(workdir, args.checkpoint, rest,
-                                              samples=workdir / f"eval-{tag}_samples.png")
+    c = apply_overrides(run_dir.load_config(workdir), rest, allowed=("data", "eval"))
+    tag = dataset_tag(c.data.name)
+    values, step = evaluation.evaluate_run(workdir, c, args.checkpoint,
+                                           samples=workdir / f"eval-{tag}_samples.png")
     out = workdir / f"eval-{tag}.json"
     record = {"step": step, "checkpoint": args.checkpoint, "dataset": c.data.name,
               "split": c.data.eval_split, "metrics": values}

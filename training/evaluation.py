@@ -9,13 +9,10 @@ from data import inputs as inputs_lib
 from training import config as config_lib, loop, mesh as mesh_lib, optim, run_dir
 
 
-def evaluate_run(workdir: Path, which: str, overrides: list[str], samples: Path | None = None):
-    """(metrics, checkpoint step, config) of the run in `workdir` on its (overridden) eval set;
-    with `samples`, the task's picture of the first eval examples there."""
-    from training import eval_cli
-
-    c = run_dir.load_config(workdir)
-    c = eval_cli.apply_overrides(c, overrides, allowed=("data", "eval"))
+def evaluate_run(workdir: Path, c, which: str, samples: Path | None = None):
+    """(metrics, checkpoint step) of the run in `workdir`, with its config `c` (data and eval
+    fields possibly overridden), on c's eval set; with `samples`, the task's picture of the
+    first eval examples there."""
     mesh = mesh_lib.make_mesh()
     config_lib.validate(c, mesh.devices.size)
     data = inputs_lib.open_data(c, train=False)
@@ -27,4 +24,4 @@ def evaluate_run(workdir: Path, which: str, overrides: list[str], samples: Path 
     values = loop.evaluate(eval_step, state, inputs, task, c, mesh)
     if samples is not None:
         loop.samples_picture(samples, task, defs, state, inputs)
-    return values, step, c
+    return values, step

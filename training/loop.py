@@ -70,6 +70,11 @@ def build_model(c: ml_collections.ConfigDict, task: tasks.Task) -> nnx.Module:
     return model
 
 
+def initial_state(task: tasks.Task, model: nnx.Module, tx, seed: int):
+    """(defs, state) at step 0: the task's own (several players), else the one model's."""
+    return task.create_state(model, tx, seed) or state_lib.create(model, tx, seed)
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -146,7 +151,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     resume = check_resumable(workdir, c)
 
     tx = optim.make_optimizer(c)
-    defs, state = task.create_state(model, tx, c.seed) or state_lib.create(model, tx, c.seed)
+    defs, state = initial_state(task, model, tx, c.seed)
     state = mesh_lib.put_state(state, mesh)
     train_step, eval_step = compile_steps(task, defs, tx, mesh)
     inputs = build_inputs(c, data, task, mesh.devices.size)

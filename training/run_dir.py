@@ -14,7 +14,7 @@ import ml_collections
 
 import tasks
 from errors import UserError, one_line
-from training import checkpoint, config as config_lib, loop, optim, state as state_lib
+from training import checkpoint, config as config_lib, loop, optim
 
 
 def load_config(workdir: Path) -> ml_collections.ConfigDict:
@@ -69,8 +69,7 @@ def checkpoint_step(mngr, which: str, workdir: Path) -> int:
 def restore(workdir: Path, c: ml_collections.ConfigDict, task: tasks.Task, which: str):
     """(defs, state, step) of the run's model at checkpoint `which`."""
     model = loop.build_model(c, task)
-    tx = optim.make_optimizer(c)
-    defs, state = task.create_state(model, tx, c.seed) or state_lib.create(model, tx, c.seed)
+    defs, state = loop.initial_state(task, model, optim.make_optimizer(c), c.seed)
     directory = workdir / "checkpoints"
     if not directory.is_dir():
         raise UserError(f"{workdir} has no checkpoint; train it first (`launch.py train "
