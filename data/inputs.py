@@ -18,15 +18,23 @@ import numpy as np
 from data import pipeline, sources
 
 
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What a task needs to know of its dataset, read before anything is built."""
+
+    name: str
+    num_classes: int | None      # label or mask classes; None for unlabelled images
+    in_channels: int
+    class_names: tuple[str, ...] = ()
+    description: str = ""        # e.g. how label values were mapped to classes, printed at start
+    labels: str = "class"        # what records are labelled with: class, pixel (masks) or none
+
+
 @dataclasses.dataclass
 class Data:
     train_source: object
     eval_source: object
-    num_classes: int | None
-    in_channels: int
-    class_names: tuple[str, ...]
-    description: str  # how the labels were read (segmentation folders), else ""
-    labels: str       # what a record is labelled with: "class", "pixel" (a mask) or "none"
+    info: DataInfo
 
 
 def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
@@ -38,11 +46,12 @@ def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
     from data import stats  # normalize(NAME) finds its cached statistics in the run's data dir
 
     stats.use_data_dir(d.data_dir)
-    return Data(train_source, eval_source, sources.num_classes(d.name, d.data_dir),
-                in_channels=sources.image_channels(d.name, d.data_dir),
-                class_names=tuple(sources.class_names(d.name, d.data_dir)),
-                description=sources.describe(d.name, d.data_dir),
-                labels=labels_of_record(eval_source[0]) if len(eval_source) else "none")
+    info = DataInfo(name=d.name, num_classes=sources.num_classes(d.name, d.data_dir),
+                    in_channels=sources.image_channels(d.name, d.data_dir),
+                    class_names=tuple(sources.class_names(d.name, d.data_dir)),
+                    description=sources.describe(d.name, d.data_dir),
+                    labels=labels_of_record(eval_source[0]) if len(eval_source) else "none")
+    return Data(train_source, eval_source, info)
 
 
 def labels_of_record(record: dict) -> str:
@@ -88,7 +97,7 @@ def _train_stream(c, data: Data, decode: Callable, train_example: Callable, shar
     counts = None
     if "label" in train_ds[0] and (c.data.cache or c.data.balance):
         labels = pipeline.labels_of(train_ds)
-        counts = np.bincount(labels, minlength=data.num_classes)
+        counts = np.bincount(labels, minlength=data.info.num_classes)
         if c.data.balance:
             train_ds = pipeline.balanced(train_ds, labels, seed=c.seed)
     train_iter = iter(pipeline.train_dataset(

@@ -18,7 +18,6 @@ Host, once per eval:       finalize(totals) -> {name: float}
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,19 +25,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from data.inputs import DataInfo  # tasks.DataInfo: what a task knows of its data
 from errors import UserError
-
-
-@dataclasses.dataclass(frozen=True)
-class DataInfo:
-    """What a task needs to know of its dataset, read before anything is built."""
-
-    name: str
-    num_classes: int | None      # label or mask classes; None for unlabelled images
-    in_channels: int
-    class_names: tuple[str, ...] = ()
-    description: str = ""        # e.g. how label values were mapped to classes, printed at start
-    labels: str = "class"        # what records are labelled with: class, pixel (masks) or none
 
 
 class Task:

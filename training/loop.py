@@ -34,15 +34,9 @@ RESUMABLE_CHANGES = {"train.steps", "train.log_every_steps", "data.num_workers",
 DATA_INFO = "data_info.json"  # what predict needs of the dataset, without the dataset
 
 
-def data_info(c: ml_collections.ConfigDict, data: inputs_lib.Data) -> tasks.DataInfo:
-    return tasks.DataInfo(name=c.data.name, num_classes=data.num_classes,
-                          in_channels=data.in_channels, class_names=data.class_names,
-                          description=data.description, labels=data.labels)
-
-
 def build_task(c: ml_collections.ConfigDict, data: inputs_lib.Data) -> tasks.Task:
     """The config's task, checked against the config and the data; UserError if it does not fit."""
-    task = tasks.create(c, data_info(c, data))
+    task = tasks.create(c, data.info)
     task.check()
     config_lib.best_checkpoint(c, task)
     if task.eval_sizes_vary() and jax.process_count() > 1:
@@ -131,8 +125,8 @@ def _announce(progress, c, state, data: inputs_lib.Data, inputs: inputs_lib.Inpu
     progress.message(f"{c.task.name}, {c.model.name}: {state_lib.count_params(state.params):,} "
                      f"parameters, {devices} device(s), run directory {workdir}"
                      + (f", resumed at step {resumed_at}" if resumed_at is not None else ""))
-    if data.description:
-        progress.message(data.description)
+    if data.info.description:
+        progress.message(data.info.description)
     if inputs.class_counts is not None:
         progress.message("train examples per class: " + " ".join(
             f"{k}:{n}" for k, n in enumerate(inputs.class_counts))

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     out = image_files.output_dir(args.out)
     from flax import nnx
 
-    from training import loop, run_dir
+    from training import run_dir
 
     workdir = Path(args.workdir)
     c = run_dir.load_config(workdir)
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     if info is None:  # a run recorded before data_info.json: read its dataset's metadata
         from data import inputs
 
-        info = loop.data_info(c, inputs.open_data(c, train=False))
+        info = inputs.open_data(c, train=False).info
     import tasks
 
     task = tasks.create(c, info)

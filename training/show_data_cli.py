@@ -65,17 +65,17 @@ def examples(c, data, n: int):
     images = np.concatenate([b["image"] for b in batches])[:n]
     labels = np.concatenate([b["label"] for b in batches])[:n]
     t = c.train
-    hook = augment_hook.build(c.data.device_augment, t.mix, t.mix_alpha, data.num_classes,
+    hook = augment_hook.build(c.data.device_augment, t.mix, t.mix_alpha, data.info.num_classes,
                               t.label_smoothing)
     if hook is not None:
         root = jax.random.key_data(jax.random.key(c.seed))
         images, labels = jax.jit(hook)(images, labels, augment_hook.step_key(root, 0)[0])
     images, labels = np.asarray(images, np.float32), np.asarray(labels)
     if labels.ndim == 1:
-        weights = np.eye(data.num_classes, dtype=np.float32)[labels]
+        weights = np.eye(data.info.num_classes, dtype=np.float32)[labels]
     else:  # soft labels: undo label smoothing, y = (1 - e) t + e / K
         eps = c.train.label_smoothing
-        weights = (labels - eps / data.num_classes) / (1 - eps)
+        weights = (labels - eps / data.info.num_classes) / (1 - eps)
     images, undone = _denormalize(images, c)
     return images, weights, undone
 

@@ -69,7 +69,7 @@ def _classifier(num_classes: int, label_smoothing: float = 0.0, aux_loss_weight:
                 device_augment: DeviceAugment | None = None):
     from ml_collections import ConfigDict
 
-    from tasks.base import DataInfo
+    from data.inputs import DataInfo
     from tasks.classification import Classification
 
     c = ConfigDict({"train": {"label_smoothing": label_smoothing,
