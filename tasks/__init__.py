@@ -2,6 +2,10 @@
 table both the trainer and the config's validation read.
 
     task = tasks.create(config, info)   # info: tasks.DataInfo of the dataset
+
+A task's own options beyond the shared `task.*` fields of training/config.py are its class's
+`options` ({field: default}); an experiment file calls `tasks.configure(c, NAME)`, which names
+the task and adds those fields, so the command line can override them (`--config.task.margin=0.5`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ def task_class(name: str) -> type[Task]:
     return getattr(importlib.import_module(module), cls)
 
 
+def configure(c, name: str) -> None:
+    """Sets `c.task.name` and adds the task's own option fields (defaults) that `c.task` lacks."""
+    c.task.name = name
+    for field, default in task_class(name).options.items():
+        if field not in c.task:
+            c.task[field] = default
+
+
 def create(c, info: DataInfo) -> Task:
     return task_class(c.task.name).from_config(c, info)
 
@@ -39,4 +51,4 @@ def headline_metrics(c) -> tuple[str, ...]:
     return tuple(dict.fromkeys((own, f"{c.eval.prefix}/loss", "train/loss")))
 
 
-__all__ = ["DataInfo", "TASKS", "Task", "create", "headline_metrics", "task_class"]
+__all__ = ["DataInfo", "TASKS", "Task", "configure", "create", "headline_metrics", "task_class"]

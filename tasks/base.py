@@ -36,6 +36,8 @@ class Task:
     model_output: str = ""            # models.ModelSpec.output the task needs
     default_metric: str = "loss"      # the best-checkpoint metric, without the prefix
     default_mode: str = "min"
+    options: dict = {}                # the task's own config fields beyond training/config.py's
+                                      # shared ones, with defaults (tasks.configure adds them)
 
     def __init__(self, c: ml_collections.ConfigDict, info: DataInfo):
         self.c, self.info = c, info
