@@ -14,6 +14,11 @@ Device side (jitted):      loss(model, batch, key) -> (loss, outputs)
                            eval_outputs(model, batch) -> outputs
                            metric_sums(outputs, batch, mask) -> {name: summed array}
 Host, once per eval:       finalize(totals) -> {name: float}
+
+A metric of the whole eval set that is no sum (detection's mAP, retrieval's recall@k) asks for
+per-example rows with `gather(outputs, batch)`: the eval step returns them (with the batch's
+`mask`) under GATHERED beside the sums, the host keeps every batch's rows, and `finalize` reads
+them, padding removed, with `gathered(totals)`.
 """
 
 from __future__ import annotations
@@ -95,8 +100,13 @@ class Task:
     def metric_sums(self, outputs, batch: dict, mask: jax.Array) -> dict:
         raise NotImplementedError
 
+    def gather(self, outputs, batch: dict) -> dict | None:
+        """Per-example arrays (leading axis: the batch) a whole-set metric needs, computed in the
+        eval step and kept on the host for `finalize`; None (the default) gathers nothing."""
+        return None
+
     def finalize(self, totals: dict) -> dict[str, float]:
-        """{name: value} from the sums of a whole pass."""
+        """{name: value} from the sums of a whole pass (and its `gathered(totals)` rows)."""
         return means(totals)
 
     # --- steps and state (a several-player task overrides these) -------------------------------
@@ -127,9 +137,22 @@ class Task:
             raise UserError(message)
 
 
+GATHERED = "gathered"  # the key of a pass's gathered rows in an eval step's output and totals
+
+
+def gathered(totals: dict) -> dict[str, np.ndarray]:
+    """The rows `Task.gather` returned over a whole pass, concatenated on the host, with the
+    padded examples' rows removed."""
+    batches = jax.device_get(totals[GATHERED])
+    rows = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    real = rows.pop("mask").astype(bool)
+    return {k: v[real] for k, v in rows.items()}
+
+
 def means(totals: dict) -> dict[str, float]:
     """Means from (sum, count) pairs: every key but `count` divided by `count`, once, on the
     host (Scenic's rule: neither padding nor the device count biases a mean)."""
-    host = {k: np.asarray(v, np.float64) for k, v in jax.device_get(totals).items()}
+    host = {k: np.asarray(v, np.float64) for k, v in jax.device_get(totals).items()
+            if k != GATHERED}
     count = host.pop("count")
     return {k: float(v / count) for k, v in host.items()}

@@ -7,11 +7,18 @@ What is summed is the task's (tasks/); this module only adds and reduces.
 
 from __future__ import annotations
 
-from tasks.base import means
+from tasks.base import GATHERED, means
 
 
 def add(total: dict | None, sums: dict) -> dict:
-    return dict(sums) if total is None else {k: total[k] + sums[k] for k in total}
+    """Sums added key by key; a task's gathered rows (tasks.base.GATHERED) kept, one entry per
+    batch, for its `finalize`."""
+    sums = dict(sums)
+    rows = sums.pop(GATHERED, None)
+    out = sums if total is None else {k: total[k] + sums[k] for k in sums}
+    if rows is not None:
+        out[GATHERED] = (total or {}).get(GATHERED, []) + [rows]
+    return out
 
 
 def reduce(sums: dict, prefix: str) -> dict[str, float]:
