@@ -88,13 +88,17 @@ class DenseNet(nnx.Module):
                                        act=act_fn))
                 c = int(c * compression)
         self.body = nnx.Sequential(*body)
-        self.head_norm, self.act = norm_fn(c), act_fn
+        self.final_norm, self.act = norm_fn(c), act_fn
         self.pool = layers.GlobalAvgPool()
-        self.fc = nnx.Linear(c, num_classes, rngs=rngs)
+        self.head = nnx.Linear(c, num_classes, rngs=rngs)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """The globally pooled output of the final norm > act, (B, C)."""
+        x = self.body(self.stem(x))
+        return self.pool(self.act(self.final_norm(x)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.body(self.stem(x))
-        return self.fc(self.pool(self.act(self.head_norm(x))))
+        return self.head(self.features(x))
 
 
 _IMAGENET = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32)}

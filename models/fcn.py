@@ -191,7 +191,7 @@ def init_from_vgg(fcn: FCN, vgg: nnx.Module) -> None:
     """Copies a VGG-16 (models/vgg.py, same width and norm) into `fcn` in place: the 13 convs
     (and their norms) unchanged, fc6 (25088 x 4096, VGG flattens 7x7x512 in H, W, C order) as a
     7x7x512 conv kernel and fc7 as a 1x1 conv. Score and upsampling layers keep their init."""
-    source = [m for m in vgg.features.layers if isinstance(m, ConvNormAct)]
+    source = [m for m in vgg.convs.layers if isinstance(m, ConvNormAct)]
     target = [m for stage in fcn.stages for m in stage.layers if isinstance(m, ConvNormAct)]
     if len(source) != len(target):
         raise ValueError(f"VGG has {len(source)} convs, the FCN {len(target)}: use config D")

@@ -28,16 +28,20 @@ class LeNet5(nnx.Module):
                                  rngs=rngs)
         self.c1, self.c3, self.c5 = conv(in_channels, 6), conv(6, 16), conv(16, 120)
         self.f6 = nnx.Linear(120, 84, kernel_init=_lecun_init, rngs=rngs)
-        self.out = nnx.Linear(84, num_classes, kernel_init=_lecun_init, rngs=rngs)
+        self.head = nnx.Linear(84, num_classes, kernel_init=_lecun_init, rngs=rngs)
         self.act = layers.activation(act)
         self.pool = layers.Pool(pool, 2)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def features(self, x: jax.Array) -> jax.Array:
+        """F6's 84 activations: the representation the output layer reads."""
         x = self.pool(self.act(self.c1(x)))
         x = self.pool(self.act(self.c3(x)))
         x = self.act(self.c5(x))          # 1x1x120 on a 32x32 input
         x = x.reshape(x.shape[0], -1)
-        return self.out(self.act(self.f6(x)))
+        return self.act(self.f6(x))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))
 
 
 class LeNetKeras(nnx.Module):
@@ -50,15 +54,19 @@ class LeNetKeras(nnx.Module):
         side = ((input_size - 2) // 2 - 2) // 2
         self.f1 = nnx.Linear(side * side * 16, 120, rngs=rngs)
         self.f2 = nnx.Linear(120, 84, rngs=rngs)
-        self.out = nnx.Linear(84, num_classes, rngs=rngs)
+        self.head = nnx.Linear(84, num_classes, rngs=rngs)
         self.act = layers.activation(act)
         self.pool = layers.Pool("avg", 2)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def features(self, x: jax.Array) -> jax.Array:
+        """The 84 activations of the second dense layer."""
         x = self.pool(self.act(self.c1(x)))
         x = self.pool(self.act(self.c2(x)))
         x = x.reshape(x.shape[0], -1)
-        return self.out(self.act(self.f2(self.act(self.f1(x)))))
+        return self.act(self.f2(self.act(self.f1(x))))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))
 
 
 @register("lenet5", input_shape=(32, 32, 1), num_classes=10, aliases=("lenet",))

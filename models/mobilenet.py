@@ -25,7 +25,7 @@ def _pad(stride: int):
 
 class MobileNetV1(nnx.Module):
     """3x3/2 conv 32, then 13 depthwise-separable blocks (3x3 depthwise > norm > act > 1x1
-    pointwise > norm > act), global average pool, dropout, 1x1 conv classifier (with bias).
+    pointwise > norm > act), global average pool, dropout, 1x1 conv classifier `head` (with bias).
 
     Convs are bias-free, each followed by BatchNorm and ReLU (the paper; Keras uses ReLU6,
     `act='relu6'`). `width` is the paper's width multiplier alpha (`alpha=` is accepted too):
@@ -52,11 +52,15 @@ class MobileNetV1(nnx.Module):
         self.body = nnx.Sequential(*body)
         self.pool = layers.GlobalAvgPool(keepdims=True)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.classifier = Conv(c, num_classes, (1, 1), rngs=rngs)
+        self.head = Conv(c, num_classes, (1, 1), rngs=rngs)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """The globally pooled 1024 (x alpha) channels, (B, C)."""
+        return self.pool(self.body(x)).reshape(x.shape[0], -1)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.classifier(self.dropout(self.pool(self.body(x))))
-        return x.reshape(x.shape[0], -1)
+        x = self.features(x)[:, None, None, :]
+        return self.head(self.dropout(x)).reshape(x.shape[0], -1)
 
 
 @register("mobilenet_v1", input_shape=(224, 224, 3), num_classes=1000,

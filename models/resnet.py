@@ -1,6 +1,7 @@
 """ResNets (He et al. 2015, "Deep residual learning for image recognition"): the ImageNet
 nets 18-152 as torchvision builds them, and the CIFAR nets 6n+2 of sec. 4.2; optionally
-pre-activation (He et al. 2016, "Identity mappings in deep residual networks").
+pre-activation (He et al. 2016, "Identity mappings in deep residual networks"); and their plain
+twins without shortcuts (`plain=True`: the paper's plain-18/34 and plain-20/56 of Fig. 4 and 6).
 
 Blocks take their conv, norm and activation as arguments (Flax's ImageNet ResNet style), so
 `act=elu` or `norm=none` swaps them everywhere without forking a block.
@@ -47,13 +48,20 @@ class Projection(nnx.Module):
 
 
 def make_shortcut(kind: str, c_in: int, c_out: int, stride: int, *, conv: Conv,
-             norm: Norm | None) -> nnx.Module:
-    """Identity when shapes agree; otherwise option A ('zero_pad') or B ('projection')."""
+                  norm: Norm | None) -> nnx.Module | None:
+    """Identity when shapes agree; otherwise option A ('zero_pad') or B ('projection');
+    None for a plain net (kind 'none'), whose blocks add nothing to their output."""
+    if kind == "none":
+        return None
     if stride == 1 and c_in == c_out:
         return layers.Identity()
     if kind == "zero_pad":
         return ZeroPadShortcut(stride, c_out - c_in)
     return Projection(c_in, c_out, stride, conv=conv, norm=norm)
+
+
+def _add_shortcut(y: jax.Array, shortcut: nnx.Module | None, x: jax.Array) -> jax.Array:
+    return y if shortcut is None else y + shortcut(x)
 
 
 class BasicBlock(nnx.Module):
@@ -71,7 +79,7 @@ class BasicBlock(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.act(self.norm1(self.conv1(x)))
         y = self.norm2(self.conv2(y))
-        return self.act(y + self.shortcut(x))
+        return self.act(_add_shortcut(y, self.shortcut, x))
 
 
 class Bottleneck(nnx.Module):
@@ -93,7 +101,7 @@ class Bottleneck(nnx.Module):
         y = self.act(self.norm1(self.conv1(x)))
         y = self.act(self.norm2(self.conv2(y)))
         y = self.norm3(self.conv3(y))
-        return self.act(y + self.shortcut(x))
+        return self.act(_add_shortcut(y, self.shortcut, x))
 
 
 class PreActBasicBlock(nnx.Module):
@@ -113,7 +121,7 @@ class PreActBasicBlock(nnx.Module):
         x = self.act(self.norm1(x))
         y = self.conv1(x)
         y = self.conv2(self.act(self.norm2(y)))
-        return y + self.shortcut(x)
+        return _add_shortcut(y, self.shortcut, x)
 
 
 class PreActBottleneck(nnx.Module):
@@ -134,7 +142,7 @@ class PreActBottleneck(nnx.Module):
         y = self.conv1(x)
         y = self.conv2(self.act(self.norm2(y)))
         y = self.conv3(self.act(self.norm3(y)))
-        return y + self.shortcut(x)
+        return _add_shortcut(y, self.shortcut, x)
 
 
 BLOCKS = {(False, "basic"): BasicBlock, (False, "bottleneck"): Bottleneck,
@@ -153,16 +161,21 @@ class ResNet(nnx.Module):
     With `preact=True` the stem is the conv (and pool) alone: the first block's norm > act
     serves it, and a final norm > act precedes the pool.
 
-    Options: `act`, `norm` ('batch', 'none'), `preact`, `pool` (the stem's downsampling:
-    'max', 'avg', 'strided_conv'), `shortcut` ('projection' or 'zero_pad'), `width`
-    (multiplies every stage width), `depths` (blocks per stage, for depth ablations), `init`.
+    `plain=True` drops every shortcut (He et al.'s plain nets, sec. 4.1 and 4.2): the same
+    layers stacked, no projection convs, so plain-18 has ResNet-18's parameters less its three
+    projections.
+
+    Options: `act`, `norm` ('batch', 'none'), `preact`, `plain`, `pool` (the stem's
+    downsampling: 'max', 'avg', 'strided_conv'), `shortcut` ('projection' or 'zero_pad'),
+    `width` (multiplies every stage width), `depths` (blocks per stage, for depth ablations),
+    `init`.
     """
 
     def __init__(self, *, num_classes: int, in_channels: int, rngs: nnx.Rngs,
                  depths: tuple[int, ...], block: str = "basic", cifar: bool = False,
                  act: str = "relu", norm: str = "batch", preact: bool = False,
-                 pool: str = "max", shortcut: str | None = None, width: float = 1.0,
-                 init: str = "he"):
+                 plain: bool = False, pool: str = "max", shortcut: str | None = None,
+                 width: float = 1.0, init: str = "he"):
         kernel_init = layers.initializer(init)
         act_fn = layers.channel_preserving_activation(act, "ResNet")
         norm_fn = layers.norm_factory(norm, rngs=rngs)
@@ -171,7 +184,7 @@ class ResNet(nnx.Module):
         block_cls = BLOCKS[preact, block]
         widths = (16, 32, 64) if cifar else (64, 128, 256, 512)
         widths = [max(1, int(c * width)) for c in widths]
-        shortcut = shortcut or ("zero_pad" if cifar else "projection")
+        shortcut = "none" if plain else shortcut or ("zero_pad" if cifar else "projection")
         stem = [conv(in_channels, widths[0], *((3, 1) if cifar else (7, 2)))]
         # A pre-activation net's first block normalises and activates the stem's output.
         if not preact:
@@ -189,15 +202,18 @@ class ResNet(nnx.Module):
                 c = w * block_cls.expansion
         self.blocks = nnx.Sequential(*blocks)
         # Pre-activation leaves the last block's sum un-normalised: one more norm > act.
-        self.head_norm = norm_fn(c) if preact else layers.Identity()
+        self.final_norm = norm_fn(c) if preact else layers.Identity()
         self.act = act_fn if preact else layers.ACTIVATIONS["identity"]
         self.pool = layers.GlobalAvgPool()
-        self.fc = nnx.Linear(c, num_classes, rngs=rngs)
+        self.head = nnx.Linear(c, num_classes, rngs=rngs)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """The globally pooled output of the last stage, (B, C)."""
+        x = self.blocks(self.stem(x))
+        return self.pool(self.act(self.final_norm(x)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.blocks(self.stem(x))
-        x = self.act(self.head_norm(x))
-        return self.fc(self.pool(x))
+        return self.head(self.features(x))
 
 
 _IMAGENET = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),

@@ -28,7 +28,8 @@ CONFIGS = {
 
 class VGG(nnx.Module):
     """Stacks of 3x3 convs (stride 1, pad 1) with ReLU and 2x2/2 max pools, then
-    FC 4096 > dropout > FC 4096 > dropout > FC classes.
+    FC 4096 > dropout > FC 4096 > dropout > FC classes (`head`). `features(x)` is fc7's
+    activations; the conv stack is `convs` (torchvision's `features`).
 
     An `AdaptiveAvgPool(7)` before the classifier (torchvision's) is the identity at 224 and
     lets the net run on inputs down to 32x32. Weights: Glorot uniform, biases 0 — sec. 3.1
@@ -45,34 +46,37 @@ class VGG(nnx.Module):
             raise ValueError(f"unknown VGG config {config!r}; choose one of {', '.join(CONFIGS)}")
         norm = norm or ("batch" if batch_norm else "none")
         kernel_init = layers.initializer(init)
-        features, c_in = [], in_channels
+        convs, c_in = [], in_channels
         for item in CONFIGS[config]:
             if item == "M":
-                features.append(layers.downsample(pool, c_in, 2, 2, kernel_init=kernel_init,
-                                                  rngs=rngs))
+                convs.append(layers.downsample(pool, c_in, 2, 2, kernel_init=kernel_init,
+                                               rngs=rngs))
             elif item == "LRN":
-                features.append(layers.LocalResponseNorm())
+                convs.append(layers.LocalResponseNorm())
             else:
                 c, kernel = item if isinstance(item, tuple) else (item, 3)
                 c = int(c * width)
-                features.append(ConvNormAct(c_in, c, kernel, norm=norm, act=act, use_bias=True,
-                                            kernel_init=kernel_init, rngs=rngs))
+                convs.append(ConvNormAct(c_in, c, kernel, norm=norm, act=act, use_bias=True,
+                                         kernel_init=kernel_init, rngs=rngs))
                 c_in = c
-        self.features = nnx.Sequential(*features)
+        self.convs = nnx.Sequential(*convs)
         self.avgpool = layers.AdaptiveAvgPool(7)
         hidden, k = int(4096 * width), layers.act_width(act)
         self.act = layers.activation(act)
         self.fc6 = nnx.Linear(7 * 7 * c_in, hidden * k, kernel_init=kernel_init, rngs=rngs)
         self.fc7 = nnx.Linear(hidden, hidden * k, kernel_init=kernel_init, rngs=rngs)
-        self.fc8 = nnx.Linear(hidden, num_classes, kernel_init=kernel_init, rngs=rngs)
+        self.head = nnx.Linear(hidden, num_classes, kernel_init=kernel_init, rngs=rngs)
         self.drop6, self.drop7 = nnx.Dropout(dropout, rngs=rngs), nnx.Dropout(dropout, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.avgpool(self.features(x))
-        x = x.reshape(x.shape[0], -1)
+    def features(self, x: jax.Array) -> jax.Array:
+        """fc7's activations (after its ReLU), (B, 4096): what the classifier reads."""
+        x = self.avgpool(self.convs(x))
+        x = x.reshape(x.shape[0], -1)  # flattened in (H, W, C) order
         x = self.drop6(self.act(self.fc6(x)))
-        x = self.drop7(self.act(self.fc7(x)))
-        return self.fc8(x)
+        return self.act(self.fc7(x))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.drop7(self.features(x)))
 
 
 def _register(name: str, config: str, aliases: tuple[str, ...], **defaults):

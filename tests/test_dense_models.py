@@ -226,7 +226,7 @@ def test_init_from_vgg_convolutionalizes_fc6():
     np.testing.assert_allclose(net.fc6.conv(x).reshape(1, -1), vgg.fc6(x.reshape(1, -1)),
                                rtol=1e-5, atol=1e-5)
     first = net.stages[0].layers[0].conv.kernel[...]
-    np.testing.assert_array_equal(first, vgg.features.layers[0].conv.kernel[...])
+    np.testing.assert_array_equal(first, vgg.convs.layers[0].conv.kernel[...])
 
 
 # ---- U-Net sizes --------------------------------------------------------------------------

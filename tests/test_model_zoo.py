@@ -296,13 +296,13 @@ def test_mobilenet_width_multiplier():
     half = nnx.eval_shape(lambda: models.create("mobilenet_v1", alpha=0.5))
     assert count_params(half) < count_params(
         nnx.eval_shape(lambda: models.create("mobilenet_v1"))) / 2
-    assert half.classifier.kernel.shape == (1, 1, 512, 1000)
+    assert half.head.kernel.shape == (1, 1, 512, 1000)
 
 
 def test_fixed_classifiers_see_the_papers_feature_maps_at_224():
     """AlexNet's 6x6x256 and VGG's 7x7x512: the adaptive pool is the identity at 224."""
-    assert abstract_apply("alexnet", "features", 224) == (1, 6, 6, 256)
-    assert abstract_apply("vgg16", "features", 224) == (1, 7, 7, 512)
+    assert abstract_apply("alexnet", "convs", 224) == (1, 6, 6, 256)
+    assert abstract_apply("vgg16", "convs", 224) == (1, 7, 7, 512)
     assert abstract_apply("googlenet", "stem", 224) == (1, 28, 28, 192)
 
 
