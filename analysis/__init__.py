@@ -1,0 +1,7 @@
+"""Looking inside trained networks: functions a researcher imports, one file per analysis.
+
+taps (any layer's output, by module path), filters, activations, saliency, gradcam, guided
+(guided backprop and the deconvnet), occlusion, top_patches, dream (DeepDream, class models),
+style (Gatys et al.), adversarial (FGSM, PGD), equivariance, and the architecture sheet.
+`launch.py analyze KIND --workdir RUN ...` draws each of them for a trained run (analysis/cli.py).
+"""

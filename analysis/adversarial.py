@@ -1,0 +1,154 @@
+"""Adversarial examples in L-infinity: FGSM (Goodfellow et al. 2015) and PGD (Madry et al.
+2018), and a network's accuracy against the budget epsilon.
+
+Both ascend the cross-entropy of the true label. FGSM takes one step of size epsilon along
+the gradient's sign; PGD takes `steps` steps of `step_size` from a uniform random start in the
+ball, projecting back onto the ball (and the valid pixel box) after each. Images are in the
+network's input units; the box defaults to [0, 1], the pipeline's pixels before any
+`normalize`. The same PGD trains a robust network (`train.adversarial=pgd`, tasks/
+classification.py), on a copy of the model in the same train step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from analysis import figures, taps
+
+Box = tuple[float, float] | None
+
+
+def _clip(x: jax.Array, box: Box) -> jax.Array:
+    return x if box is None else jnp.clip(x, *box)
+
+
+def loss_gradient(loss: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    return jax.grad(loss)(x)
+
+
+def fgsm(loss: Callable[[jax.Array], jax.Array], x: jax.Array, epsilon: float,
+         box: Box = (0.0, 1.0)) -> jax.Array:
+    """x + epsilon * sign(d loss / dx), clipped to `box`; `loss` is of the whole batch."""
+    return _clip(x + epsilon * jnp.sign(jax.grad(loss)(x)), box)
+
+
+def pgd(loss: Callable[[jax.Array], jax.Array], x: jax.Array, epsilon: float, *, steps: int,
+        step_size: float, key: jax.Array | None, box: Box = (0.0, 1.0)) -> jax.Array:
+    """Projected gradient ascent on `loss` within ||x' - x||_inf <= epsilon (and `box`);
+    `key` draws the random start, None starts at x."""
+    start = x if key is None else x + jax.random.uniform(key, x.shape, x.dtype, -epsilon,
+                                                          epsilon)
+
+    def step(_, adv):
+        adv = adv + step_size * jnp.sign(jax.grad(loss)(adv))
+        return _clip(jnp.clip(adv, x - epsilon, x + epsilon), box)
+
+    return jax.lax.fori_loop(0, steps, step, _clip(start, box))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum()
+
+
+def attacker(model: nnx.Module, method: str = "pgd", *, steps: int = 10,
+             box: Box = (0.0, 1.0)) -> Callable:
+    """`(images, labels, epsilon, seed) -> adversarial images` against `model` (inference
+    mode), compiled once for every epsilon; PGD's step is 2.5 epsilon / steps (Madry et al.)."""
+    def run(m, x, y, eps, key):
+        loss = lambda x: cross_entropy(m(x), y)
+        if method == "fgsm":
+            return fgsm(loss, x, eps, box)
+        return pgd(loss, x, eps, steps=steps, step_size=2.5 * eps / steps, key=key, box=box)
+
+    jitted = taps.pure(model, run)
+    return lambda x, y, eps, seed=0: np.asarray(jitted(
+        jnp.asarray(x), jnp.asarray(y), jnp.float32(eps), jax.random.key(seed)))
+
+
+def predictions(model: nnx.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    forward = taps.pure(model, lambda m, x: jnp.argmax(m(x), axis=-1))
+    return np.concatenate([np.asarray(forward(jnp.asarray(images[i:i + batch])))
+                           for i in range(0, len(images), batch)])
+
+
+def accuracy_vs_epsilon(model: nnx.Module, images: np.ndarray, labels: np.ndarray,
+                        epsilons: list[float], *, methods=("fgsm", "pgd"), steps: int = 10,
+                        batch: int = 512) -> dict[str, list[float]]:
+    """method -> accuracy at each epsilon (epsilon 0: the clean accuracy)."""
+    table = {}
+    for method in methods:
+        adversary = attacker(model, method, steps=steps)
+        row = []
+        for eps in epsilons:
+            correct = 0
+            for i in range(0, len(images), batch):
+                x, y = images[i:i + batch], labels[i:i + batch]
+                adv = x if eps == 0 else adversary(x, y, eps)
+                correct += int((predictions(model, adv, batch) == y).sum())
+            row.append(correct / len(images))
+        table[method] = row
+    return table
+
+
+def format_table(epsilons: list[float], table: dict[str, list[float]]) -> str:
+    lines = ["epsilon  " + "  ".join(f"{m:>6}" for m in table)]
+    for i, eps in enumerate(epsilons):
+        lines.append(f"{eps:7.3f}  " + "  ".join(f"{100 * table[m][i]:5.1f}%" for m in table))
+    return "\n".join(lines)
+
+
+def adversarial_figure(images: np.ndarray, labels: np.ndarray, adversarial: dict[float, tuple],
+                       epsilons: list[float], table: dict[str, list[float]], path: Path, *,
+                       title: str, class_names: tuple[str, ...], n_eval: int) -> Path:
+    """Left: examples, clean and at each epsilon (PGD), with predictions (red: fooled).
+    Right: accuracy against epsilon for each attack."""
+    cols = 1 + len(adversarial)
+    n = len(images)
+    fig, axes = figures.figure(n, cols + 2, panel=1.35, title=title)
+    for r in range(n):
+        figures.show_image(axes[r, 0], images[r], f"clean: {class_names[labels[r]]}", 7)
+        for c, (eps, (adv, pred)) in enumerate(adversarial.items(), start=1):
+            wrong = pred[r] != labels[r]
+            figures.show_image(axes[r, c], adv[r], f"eps {eps:g}: {class_names[pred[r]]}", 7)
+            if wrong:
+                for side in axes[r, c].spines.values():
+                    side.set_edgecolor("red")
+                    side.set_linewidth(2)
+        for ax in axes[r, cols:]:
+            ax.set_axis_off()
+    gs = axes[0, cols].get_gridspec()
+    curve = fig.add_subplot(gs[:, cols:])
+    for method, accs in table.items():
+        curve.plot(epsilons, [100 * a for a in accs], marker="o", label=method.upper())
+    curve.set_xlabel("epsilon (L-inf, pixel units in [0, 1])", fontsize=8)
+    curve.set_ylabel(f"accuracy on {n_eval} eval images (%)", fontsize=8)
+    curve.set_ylim(0, 100)
+    curve.grid(alpha=0.3)
+    curve.legend(fontsize=8)
+    curve.tick_params(labelsize=7)
+    curve.set_title("accuracy against epsilon", fontsize=9)
+    return figures.save(fig, path)
+
+
+def training_attack(model: nnx.Module, images: jax.Array, loss_of_logits: Callable, train,
+                    key: jax.Array) -> jax.Array:
+    """The attack `train.adversarial` (fgsm or pgd, `train.adversarial_eps`, `_steps`) of a
+    train batch, inside the train step. It runs on a copy of the model with its weights held
+    constant: the attack's passes neither update BatchNorm statistics nor receive gradients."""
+    graphdef, state = nnx.split(model)
+    state = jax.lax.stop_gradient(state)
+    loss = lambda x: loss_of_logits(nnx.merge(graphdef, state)(x))
+    eps = train.adversarial_eps
+    if train.adversarial == "fgsm":
+        adv = fgsm(loss, images, eps)
+    else:
+        adv = pgd(loss, images, eps, steps=train.adversarial_steps,
+                  step_size=2.5 * eps / train.adversarial_steps, key=jax.random.fold_in(key, 7))
+    return jax.lax.stop_gradient(adv)
