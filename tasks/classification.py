@@ -64,6 +64,7 @@ class Classification(base.Task):
         self.num_classes = info.num_classes
         self.label_smoothing = c.train.label_smoothing
         self.aux_loss_weight = c.train.aux_loss_weight
+        self.adversarial = c.train.get("adversarial", "none")
         self._host_augment = host_augment
         self._device_hook = device_hook
 
@@ -111,7 +112,13 @@ class Classification(base.Task):
 
     def loss(self, model, batch: dict, key: jax.Array):
         labels = batch["label"]
-        logits, sown = nnx.capture(model, nnx.Intermediate)(batch["image"])
+        images = batch["image"]
+        if self.adversarial != "none":  # adversarial training: the batch's attacks instead
+            from analysis import adversarial
+
+            images = adversarial.training_attack(model, images, lambda z: jnp.sum(cross_entropy(
+                z, labels, self.num_classes, 0.0)), self.c.train, key)
+        logits, sown = nnx.capture(model, nnx.Intermediate)(images)
         per_example = cross_entropy(logits, labels, self.num_classes, self.label_smoothing)
         loss = jnp.mean(per_example)
         for aux in _aux_logits(sown):

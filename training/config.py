@@ -61,6 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
         "mix": "none",           # batch mixing on device: none, mixup, cutmix
         "mix_alpha": 0.2,        # Beta(alpha, alpha) for the mixing weight
         "log_every_steps": 50,
+        "adversarial": "none",   # none, fgsm, pgd: train on L-inf attacks of each batch (Madry
+        "adversarial_eps": 0.1,  #   et al. 2018), budget in input units ([0, 1] pixels)
+        "adversarial_steps": 7,  # PGD steps, each 2.5 eps / steps, from a random start
     })
 
     c.optimizer = ml_collections.ConfigDict({
@@ -140,6 +143,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(t.log_every_steps > 0, "train.log_every_steps must be positive")
     _require(t.mix in MIXES, f"unknown train.mix {t.mix!r}; choose one of {', '.join(MIXES)}")
     _require(0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
+    _require(t.adversarial in ("none", "fgsm", "pgd"),
+             f"unknown train.adversarial {t.adversarial!r}; choose none, fgsm or pgd")
 
 
 def best_checkpoint(c: ml_collections.ConfigDict, task) -> tuple[str, str]:
