@@ -11,13 +11,18 @@ import importlib
 import sys
 
 from errors import UserError
+from training import compile_cache
 
 COMMANDS = {
     "train": ("training.cli", "train a model from an experiment config (resumes an existing --workdir)"),
     "eval": ("training.eval_cli", "evaluate a trained run on its eval split or another dataset"),
     "predict": ("training.predict_cli", "apply a trained run to an image or a folder of images"),
+    "embed": ("training.embed_cli", "embeddings (or a classifier's penultimate features) of images, as .npz"),
+    "retrieve": ("training.retrieve_cli", "a query image beside its k nearest images of a folder, by a run's embeddings"),
     "bench": ("benchmarks.train_step", "time the compiled train step against a PyTorch twin in the same run"),
-    "sweep": ("training.sweep", "run an experiment's get_sweep() ablation and aggregate over seeds"),
+    "sweep": ("training.sweep", "run an experiment's get_sweep() ablation (in parallel, or on SLURM)"),
+    "report": ("training.report", "a sweep's table (mean, std, 95% CI, Welch p vs a baseline) and plots"),
+    "reproduce": ("training.reproduce_cli", "rerun a run from its record and compare the weights fingerprint"),
     "models": ("models.cli", "list the registered networks"),
     "prepare": ("data.cli", "download and write a TFDS dataset as ArrayRecord files"),
     "summary": ("models.summary_cli", "per-layer shapes, parameters, FLOPs, receptive fields of a network"),
@@ -42,6 +47,7 @@ def main(argv: list[str]) -> int:
         print(f"launch.py: unknown command {command!r}; run `launch.py --help` for the list",
               file=sys.stderr)
         return 2
+    compile_cache.enable()  # before anything compiles: a second launch loads, not compiles
     try:
         module = importlib.import_module(COMMANDS[command][0])
         return module.main(rest) or 0

@@ -22,6 +22,14 @@ def tfds_data_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache_dir(tmp_path_factory):
+    """launch.py's persistent compilation cache in a private dir: never the user's own."""
+    path = tmp_path_factory.mktemp("jax_cache")
+    os.environ["CONVJAX_COMPILE_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture
 def tiny_config():
     """The default experiment, shortened: a few seconds on two CPU cores."""

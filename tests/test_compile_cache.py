@@ -1,0 +1,52 @@
+"""The persistent compilation cache: where it lives, how it is turned off, and that a launch
+leaves its compiled train step there for the next one."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_launch
+from training import compile_cache
+
+TINY = ("--config.train.steps=2", "--config.schedule.warmup_steps=0",
+        "--config.train.batch_size=16", "--config.eval.every_steps=2",
+        "--config.checkpoint.every_steps=2")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in ("JAX_COMPILATION_CACHE_DIR", compile_cache.ENV_VAR, "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_default_is_the_users_cache_directory(env):
+    assert compile_cache.cache_dir() == Path.home() / ".cache" / "convjax" / "jax"
+    env.setenv("XDG_CACHE_HOME", "/somewhere")
+    assert compile_cache.cache_dir() == Path("/somewhere/convjax/jax")
+
+
+@pytest.mark.parametrize("value", ["off", "0", "False", "none", ""])
+def test_turned_off_by_the_environment(env, value):
+    env.setenv(compile_cache.ENV_VAR, value)
+    assert compile_cache.cache_dir() is None
+    assert compile_cache.enable() is None
+
+
+def test_a_directory_of_ones_own_and_jaxs_own_setting_wins(env):
+    env.setenv(compile_cache.ENV_VAR, "/mine")
+    assert compile_cache.cache_dir() == Path("/mine")
+    env.setenv("JAX_COMPILATION_CACHE_DIR", "/jax")
+    assert compile_cache.cache_dir() == Path("/jax")
+
+
+def test_a_launch_writes_its_train_step_to_the_cache(tmp_path, monkeypatch):
+    """What a second launch then loads (JAX keys each entry on the program, versions, devices
+    and flags, and names its file after the jitted function)."""
+    monkeypatch.setenv(compile_cache.ENV_VAR, str(tmp_path / "cache"))
+    result = run_launch("train", f"--workdir={tmp_path / 'run'}", *TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert any(n.startswith("jit_step-") for n in names), names
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
