@@ -4,6 +4,7 @@ folder of the user's own files:
     folder:/root   class sub-folders of images      {"image", "label"}          data/folder.py
     seg:/root      image/ and label/ (per pixel)    {"image", "mask", "name"}   data/seg_folder.py
     images:/root   a flat folder of images          {"image", "name"}           data/image_folder.py
+    signals:/root  class sub-folders of 1-D signals {"signal", "label"}         data/signal_folder.py
 
 Embedded datasets (`digits`, `digit_scenes`, `photos`) are prepared on first use; any other
 dataset must have been prepared into the data dir beforehand (`launch.py prepare NAME` on a
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data import folder, image_folder, seg_folder
+from data import folder, image_folder, seg_folder, signal_folder
 from errors import UserError
 
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
@@ -35,13 +36,16 @@ def _embedded_builders() -> dict:
     from data.digit_scenes import DigitScenes
     from data.digits import Digits
     from data.photos import Photos
+    from data.vibration import Vibration
 
-    return {"digits": Digits, "digit_scenes": DigitScenes, "photos": Photos}
+    return {"digits": Digits, "digit_scenes": DigitScenes, "photos": Photos,
+            "vibration": Vibration}
 
 
 def is_local(name: str) -> bool:
     """A dataset read straight from the user's files (`folder:`, `seg:`, `images:`)."""
-    return folder.is_folder(name) or seg_folder.is_seg(name) or image_folder.is_images(name)
+    return (folder.is_folder(name) or seg_folder.is_seg(name) or image_folder.is_images(name)
+            or signal_folder.is_signals(name))
 
 
 def builder(name: str, data_dir: str | None):
@@ -93,6 +97,8 @@ def open_split(name: str, split: str, data_dir: str | None, skip_bad: bool = Fal
         return seg_folder.SegSource(name, split)
     if image_folder.is_images(name):
         return image_folder.ImageFolderSource(name, split)
+    if signal_folder.is_signals(name):
+        return signal_folder.SignalFolderSource(name, split)
     b = builder(name, data_dir)
     if name.split(":")[0] in _embedded_builders() and not is_prepared(b):
         prepare(name, data_dir)
@@ -161,6 +167,8 @@ def class_names(name: str, data_dir: str | None) -> list[str]:
         return seg_folder.class_names(name)
     if image_folder.is_images(name):
         return []
+    if signal_folder.is_signals(name):
+        return signal_folder.class_names(name)
     info = builder(name, data_dir).info
     if info.metadata and "mask_classes" in info.metadata:
         return list(info.metadata["mask_classes"])
@@ -176,7 +184,10 @@ def image_channels(name: str, data_dir: str | None) -> int:
         return seg_folder.channels(name)
     if image_folder.is_images(name):
         return image_folder.channels(name)
-    return builder(name, data_dir).info.features["image"].shape[-1]
+    if signal_folder.is_signals(name):
+        return signal_folder.channels(name)
+    features = builder(name, data_dir).info.features
+    return features["signal" if "signal" in features else "image"].shape[-1]
 
 
 def record_keys(name: str, data_dir: str | None) -> list[str]:
@@ -187,6 +198,8 @@ def record_keys(name: str, data_dir: str | None) -> list[str]:
         return ["image", "mask", "name"]
     if image_folder.is_images(name):
         return ["image", "name"]
+    if signal_folder.is_signals(name):
+        return ["signal", "label"]
     return list(builder(name, data_dir).info.features.keys())
 
 
@@ -197,6 +210,8 @@ def describe(name: str, data_dir: str | None) -> str:
         return seg_folder.describe(name)
     if image_folder.is_images(name):
         return image_folder.describe(name)
+    if signal_folder.is_signals(name):
+        return signal_folder.describe(name)
     if folder.is_folder(name):
         return ""
     info = builder(name, data_dir).info

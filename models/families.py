@@ -3,6 +3,7 @@ imports this module right after the registry)."""
 
 from models import alexnet  # noqa: F401
 from models import autoencoder  # noqa: F401
+from models import cnn1d  # noqa: F401
 from models import densenet  # noqa: F401
 from models import dncnn  # noqa: F401
 from models import fcn  # noqa: F401
@@ -13,3 +14,4 @@ from models import resnet  # noqa: F401
 from models import superres  # noqa: F401
 from models import unet  # noqa: F401
 from models import vgg  # noqa: F401
+from models import wavenet  # noqa: F401

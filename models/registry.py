@@ -4,6 +4,10 @@ A factory is a function `(*, num_classes, in_channels, rngs, **options) -> nnx.M
 image-to-image network (`output="image"`) takes no `num_classes`. A spec's `output` says what
 the network produces, so a task can refuse a network that does not fit it before anything is
 built: "class_logits" (B, K), "pixel_logits" (B, H', W', K) or "image" (B, H', W', C).
+"sample_logits" (B, T, K) are an autoregressive signal model's logits of sample t+1 over K
+quantisation levels at every step t (models/wavenet.py; its input is (B, T) int codes).
+`input_shape` is (H, W, C) for an image network and (T, C), samples by channels, for a 1-D one:
+the channels are the last entry either way.
 Registering it under its `model_params.json` key (plus friendlier aliases) is what makes it
 reachable from a config (`model.name`) and from `launch.py summary`.
 
@@ -24,7 +28,7 @@ from flax import nnx
 class ModelSpec:
     name: str
     factory: Callable[..., nnx.Module]
-    input_shape: tuple[int, int, int]  # (H, W, C) the paper trains on
+    input_shape: tuple[int, ...]  # (H, W, C) the paper trains on; (T, C) for 1-D networks
     num_classes: int | None     # None for image-to-image networks
     aliases: tuple[str, ...] = ()
     output: str = "class_logits"
@@ -38,10 +42,10 @@ class UnknownModelError(ValueError):
     """Raised for a model name that is not registered; its message lists the known names."""
 
 
-OUTPUTS = ("class_logits", "pixel_logits", "image")
+OUTPUTS = ("class_logits", "pixel_logits", "image", "sample_logits")
 
 
-def register(name: str, *, input_shape: tuple[int, int, int], num_classes: int | None,
+def register(name: str, *, input_shape: tuple[int, ...], num_classes: int | None,
              aliases: tuple[str, ...] = (), output: str = "class_logits"):
     """Decorator: registers `factory` under `name` (and `aliases`)."""
 
@@ -82,6 +86,6 @@ def create(name: str, *, num_classes: int | None = None, in_channels: int | None
         rngs = nnx.Rngs(params=seed, dropout=seed + 1)
     if s.output != "image":
         options["num_classes"] = s.num_classes if num_classes is None else num_classes
-    return s.factory(in_channels=s.input_shape[2] if in_channels is None else in_channels,
+    return s.factory(in_channels=s.input_shape[-1] if in_channels is None else in_channels,
                      rngs=rngs, **options)
 
