@@ -1,9 +1,9 @@
 """Geometric ops: crops, flips, and affine warps (rotate, translate, scale; shear for policies).
 
 Every warp is one inverse affine map in (row, col) pixel coordinates, input = A @ output + b,
-sampled bilinearly with zero fill outside the image. On device the sampling is
-`dm_pix.affine_transform(order=1)`; on the host `affine_host` mirrors its maths in NumPy (a
-point blends its four neighbours), so the two twins agree to float rounding for the same (A, b).
+sampled bilinearly with zero fill outside the image (`bilinear_warp`: a point blends its four
+neighbours, as in dm-pix), one xp function for host and device, so the two twins agree to float
+rounding for the same (A, b).
 
 Every op here also moves a segmentation mask (integer HxW) with the transform drawn for its
 image: the same crop window, flip or (A, b), sampled nearest-neighbour so class ids are never
@@ -95,32 +95,40 @@ def _inside(xp, shape, matrix, offset):
     return (y >= -BORDER) & (y <= h - 1 + BORDER) & (x >= -BORDER) & (x <= w - 1 + BORDER)
 
 
-def affine_device(image, matrix, offset):
-    """Bilinear warp with zero fill: dm-pix resamples (edge-clamped), `_inside` zeroes outside.
+def bilinear_warp(xp, image, matrix, offset):
+    """`image` (H, W, C) sampled bilinearly at A @ (row, col) + b, edge-clamped (each point
+    blends its four neighbours, as dm-pix's `flat_nd_linear_interpolate`), zero outside.
 
-    dm-pix's own mode="constant" has no border tolerance (see BORDER), hence the mask here.
+    Written out rather than `dm_pix.affine_transform(order=1)`: dm-pix gathers with (row, col)
+    index pairs, which XLA's CPU backend runs ~9x slower than one gather of flat pixel indices
+    (vmapped over a batch of 64 32x32x1 digits, interleaved in one process on the shared
+    2-core CPU: 105 ms against 12 ms; outputs equal to 5e-7). The same xp maths serves the host
+    (NumPy) and the device (jnp), so the twins agree to float rounding.
     """
-    m = jnp.eye(3, dtype=jnp.float32).at[:2, :2].set(matrix)
-    o = jnp.concatenate([offset, jnp.zeros(1, jnp.float32)])
-    warped = pix.affine_transform(image, m, offset=o, order=1, mode="nearest")
-    return jnp.where(_inside(jnp, image.shape, matrix, offset)[..., None], warped, 0)
+    h, w = image.shape[:2]
+    y, x = _sample_points(xp, image.shape, matrix, offset)
+    y0, x0 = xp.floor(y), xp.floor(x)
+    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+    top, bottom = (xp.clip(v, 0, h - 1).astype(xp.int32) for v in (y0, xp.ceil(y)))
+    left, right = (xp.clip(v, 0, w - 1).astype(xp.int32) for v in (x0, xp.ceil(x)))
+    corners = xp.stack([top * w + left, top * w + right, bottom * w + left, bottom * w + right])
+    flat = image.reshape(h * w, image.shape[2])
+    tl, tr, bl, br = xp.take(flat, corners.reshape(-1), axis=0, mode="clip").reshape(
+        4, h, w, image.shape[2])
+    out = (1 - wy) * ((1 - wx) * tl + wx * tr) + wy * ((1 - wx) * bl + wx * br)
+    return xp.where(_inside(xp, image.shape, matrix, offset)[..., None], out, 0)
+
+
+def affine_device(image, matrix, offset):
+    """Bilinear warp with zero fill on device (jnp)."""
+    return bilinear_warp(jnp, image, matrix, offset)
 
 
 def affine_host(image, matrix, offset):
-    """NumPy twin of `affine_device` (dm-pix's flat_nd_linear_interpolate, in 2-D)."""
-    h, w = image.shape[:2]
-    r, c = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
-                       indexing="ij")
+    """NumPy twin of `affine_device`."""
+    image = np.asarray(image, np.float32)
     matrix, offset = np.asarray(matrix, np.float32), np.asarray(offset, np.float32)
-    y = matrix[0, 0] * r + matrix[0, 1] * c + offset[0]
-    x = matrix[1, 0] * r + matrix[1, 1] * c + offset[1]
-    y0, x0 = np.floor(y), np.floor(x)
-    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
-    top, bottom = np.clip(y0, 0, h - 1).astype(int), np.clip(np.ceil(y), 0, h - 1).astype(int)
-    left, right = np.clip(x0, 0, w - 1).astype(int), np.clip(np.ceil(x), 0, w - 1).astype(int)
-    out = ((1 - wy) * ((1 - wx) * image[top, left] + wx * image[top, right])
-           + wy * ((1 - wx) * image[bottom, left] + wx * image[bottom, right]))
-    return np.where(_inside(np, image.shape, matrix, offset)[..., None], out, 0).astype(np.float32)
+    return bilinear_warp(np, image, matrix, offset).astype(np.float32)
 
 
 # Nearest-neighbour rounds each sample point to a pixel. A point exactly halfway between two
