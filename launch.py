@@ -25,7 +25,7 @@ COMMANDS = {
     "reproduce": ("training.reproduce_cli", "rerun a run from its record and compare the weights fingerprint"),
     "models": ("models.cli", "list the registered networks"),
     "prepare": ("data.cli", "download and write a TFDS dataset as ArrayRecord files"),
-    "summary": ("models.summary_cli", "per-layer shapes, parameters, FLOPs, receptive fields of a network"),
+    "summary": ("analysis.summary_cli", "per-layer shapes, parameters, FLOPs, receptive fields of a network"),
     "stats": ("data.stats_cli", "per-channel mean/std of a dataset, cached for normalize(NAME)"),
     "analyze": ("analysis.cli", "pictures of what a trained network does: filters, saliency, Grad-CAM, ..."),
     "show-data": ("training.show_data_cli", "a picture grid of augmented training examples with their labels"),

@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from analysis import figures, taps
+from errors import UserError
 
 
 def dream_objective(model: nnx.Module, layer: str):
@@ -31,8 +32,8 @@ def dream_objective(model: nnx.Module, layer: str):
     return taps.pure(model, objective)
 
 
-def deepdream(model: nnx.Module, image: np.ndarray, layer: str, *, steps: int = 30,
-              lr: float = 0.02, octaves: int = 3, octave_scale: float = 1.4, jitter: int = 2,
+def deepdream(model: nnx.Module, image: np.ndarray, layer: str, *, steps: int = 20,
+              lr: float = 0.005, octaves: int = 3, octave_scale: float = 1.4, jitter: int = 2,
               seed: int = 0, box: tuple[float, float] = (0.0, 1.0)) -> tuple[np.ndarray, list]:
     """(dreamed image, [(octave shape, objective before, after)])."""
     def ascend(m, x, shift):
@@ -55,7 +56,11 @@ def deepdream(model: nnx.Module, image: np.ndarray, layer: str, *, steps: int = 
         octave = jax.image.resize(base, shape, "bilinear")
         detail = jax.image.resize(detail, shape, "bilinear")
         x = jnp.clip(octave + detail, *box)[None]
-        before = float(measure(x))
+        try:
+            before = float(measure(x))
+        except (TypeError, ValueError):
+            raise UserError(f"layer {layer} cannot run on the {shape[0]}x{shape[1]} octave: "
+                            "use fewer octaves or an earlier layer") from None
         for _ in range(steps):
             x = step(x, jnp.asarray(rng.integers(-jitter, jitter + 1, 2)))
         history.append((shape[:2], before, float(measure(x))))

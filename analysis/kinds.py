@@ -102,12 +102,14 @@ def occlusion(opened, args):
 
     image, what = cli.image_of(opened, args)
     c, about = _target(opened, args, image)
-    size = max(2, image.shape[0] // 5)
-    probs = o.occlusion(opened.model, image, c, size=size, stride=1)
-    path = o.occlusion_figure(image, probs, float(_probs(opened, image)[c]), args.out,
+    size = max(2, image.shape[0] // 4)
+    probs, logits = o.occlusion(opened.model, image, c, size=size, stride=1)
+    logit = taps.pure(opened.model, lambda m, x: m(x)[0, c])(jnp.asarray(image)[None])
+    clean = (float(_probs(opened, image)[c]), float(logit))
+    path = o.occlusion_figure(image, probs, logits, clean, args.out,
                               title=f"{_head(opened)}: occlusion, {about}, {what}",
                               class_name=opened.class_names[c], size=size, stride=1)
-    return path, f"occlusion of class {c}: lowest p {probs.min():.3f}"
+    return path, f"occlusion of class {c}: lowest p {probs.min():.3f}, logit {logits.min():.2f}"
 
 
 def top_patches(opened, args):
@@ -129,10 +131,10 @@ def dream(opened, args):
     layer = args.layer or taps.feature_maps(opened.model, opened.image_shape)[-1]
     taps.check_layer(opened.model, opened.image_shape, layer, taps.spatial,
                      "layer with a spatial feature map")
-    dreamed, history = d.deepdream(opened.model, image, layer, steps=args.steps or 30)
+    dreamed, history = d.deepdream(opened.model, image, layer, steps=args.steps or 20)
     path = d.dream_figure(image, dreamed, history, args.out, layer=layer,
                           title=f"{_head(opened)}: DeepDream on {layer}, {what} "
-                          f"({len(history)} octaves x {args.steps or 30} steps, jitter 2 px)")
+                          f"({len(history)} octaves x {args.steps or 20} steps, jitter 2 px)")
     return path, f"DeepDream on {layer}: objective {history[0][1]:.4g} -> {history[-1][2]:.4g}"
 
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 import models
-from models import summary
+from analysis import sheet as summary
 
 BATCH = 8
 

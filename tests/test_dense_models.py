@@ -20,7 +20,8 @@ from flax import nnx
 
 import models
 from errors import UserError
-from models import cli, fcn, summary_cli, upsampling
+from analysis import summary_cli
+from models import cli, fcn, upsampling
 from tests.helpers import ROOT
 
 

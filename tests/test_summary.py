@@ -13,7 +13,8 @@ from helpers import run_launch
 
 import models
 from errors import UserError
-from models import layers, summary, summary_cli
+from analysis import sheet as summary, summary_cli
+from models import layers
 
 
 def _sheet_json(capsys, *argv) -> dict:

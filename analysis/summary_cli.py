@@ -1,4 +1,4 @@
-"""`launch.py summary MODEL`: the architecture sheet of a registered network (models/summary.py).
+"""`launch.py summary MODEL`: the architecture sheet of a registered network (analysis/sheet.py).
 
     launch.py summary resnet50                      # the paper's input and classes
     launch.py summary lenet5 --input 28x28x1 --num-classes 10 --json
@@ -12,7 +12,7 @@ import re
 from fractions import Fraction
 
 from errors import UserError
-from models import summary
+from analysis import sheet as summary
 
 _FOOTER = (
     "FLOPs: a multiply-add counts 2, as in XLA's cost analysis; taps on zero padding are not\n"
