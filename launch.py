@@ -29,6 +29,7 @@ COMMANDS = {
     "stats": ("data.stats_cli", "per-channel mean/std of a dataset, cached for normalize(NAME)"),
     "analyze": ("analysis.cli", "pictures of what a trained network does: filters, saliency, Grad-CAM, ..."),
     "show-data": ("training.show_data_cli", "a picture grid of augmented training examples with their labels"),
+    "generate": ("training.generate_cli", "signals generated sample by sample by a trained WaveNet run, as .npz"),
 }
 
 

@@ -1,8 +1,14 @@
 """A 1-D CNN classifier for raw vibration signals, after WDCNN (Zhang et al. 2017, "A new deep
 learning model for fault diagnosis with good anti-noise and domain adaptation ability on raw
-vibration signals"): a wide first kernel (64 taps, stride 16) that acts as a learned filter
-bank and shortens the signal, then small 3-tap convolutions, each followed by BatchNorm, ReLU
-and 2x max pooling.
+vibration signals"): a wide first kernel that acts as a learned filter bank and shortens the
+signal, then small 3-tap convolutions, each followed by BatchNorm, ReLU and 2x max pooling.
+
+The first layer here is 32 taps at stride 4 where the paper's is 64 at stride 16: a fault shows
+as the envelope of a 2.5-3.5 kHz resonance rung at the strike rate, and a linear filter
+sampled every 16 samples (750 Hz at 12 kHz) aliases that carrier before any ReLU can rectify
+it. On the `vibration` set the paper's 64/16 reached 76.8% test accuracy where 32/4 reached
+96.0% (1,200 and 1,500 steps, 1,024-sample crops; experiments/vibration_1d.py);
+`first_kernel=64, first_stride=16` is the paper's layer.
 
 Input (B, T, C) float32, output (B, num_classes) logits. Where the paper flattens the last
 feature map into a 100-unit layer (so one input length only), this net averages over time
@@ -20,11 +26,11 @@ from models.registry import register
 
 
 class CNN1d(nnx.Module):
-    """conv 64/16 (16) > pool > [conv 3 (32, 64, 64, 64) > pool] x 4 > 100 > classes."""
+    """conv 32/4 (16) > pool > [conv 3 (32, 64, 64, 64) > pool] x 4 > 100 > classes."""
 
     def __init__(self, *, num_classes: int, in_channels: int, rngs: nnx.Rngs,
-                 widths: tuple[int, ...] = (16, 32, 64, 64, 64), first_kernel: int = 64,
-                 first_stride: int = 16, hidden: int = 100, norm: str = "batch",
+                 widths: tuple[int, ...] = (16, 32, 64, 64, 64), first_kernel: int = 32,
+                 first_stride: int = 4, hidden: int = 100, norm: str = "batch",
                  act: str = "relu", head: str = "gap", input_length: int = 2048,
                  dropout: float = 0.0):
         if head not in ("gap", "flatten"):

@@ -34,3 +34,45 @@ def signal_panels(signals: list[np.ndarray], titles: list[str], path: Path, *,
         fig.suptitle(title, fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+
+
+def vibration_classes(path: Path, index: int = 0) -> None:
+    """One test signal of each class of the `vibration` set: the waveform (first 50 ms) and
+    the envelope spectrum (band-passed 1.5-5 kHz, Hilbert magnitude), the fault frequencies
+    of its shaft speed marked: docs/vibration_classes.png."""
+    from matplotlib.figure import Figure
+    from scipy import signal as scipy_signal
+
+    from data import vibration
+
+    rate = vibration.SAMPLE_RATE
+    fig = Figure(figsize=(11, 8), dpi=100, layout="constrained")
+    b, a = scipy_signal.butter(4, [1500, 5000], btype="bandpass", fs=rate)
+    for row, kind in enumerate(vibration.CLASSES):
+        x, p = vibration.signal("test", 4 * index + row)
+        t = np.arange(len(x)) / rate * 1000
+        ax = fig.add_subplot(4, 2, 2 * row + 1)
+        shown = t < 50
+        ax.plot(t[shown], x[shown], lw=0.6)
+        ax.set_title(f"{kind}: {p.rpm:.0f} rpm, noise sigma {p.noise:.2f}", fontsize=8)
+        ax.set_xlabel("time (ms)", fontsize=7)
+        ax.tick_params(labelsize=6)
+        envelope = np.abs(scipy_signal.hilbert(scipy_signal.filtfilt(b, a, x)))
+        power = np.abs(np.fft.rfft(envelope - envelope.mean()))
+        f = np.fft.rfftfreq(len(x), 1 / rate)
+        ax = fig.add_subplot(4, 2, 2 * row + 2)
+        keep = f < 600
+        ax.plot(f[keep], power[keep], lw=0.8)
+        for name, order in vibration.fault_orders().items():
+            if name != "cage":
+                ax.axvline(order * p.shaft_hz, ls="--", lw=0.7, color="tab:red" if name == kind
+                           else "tab:grey")
+                ax.text(order * p.shaft_hz, ax.get_ylim()[1] * 0.9, name, fontsize=6)
+        ax.set_title(f"{kind}: envelope spectrum (BPFI, BPFO, BSF marked)", fontsize=8)
+        ax.set_xlabel("frequency (Hz)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("the embedded vibration set: one test signal per class (12 kHz, 2,048 samples)",
+                 fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
