@@ -223,3 +223,25 @@ def test_adversarial_training_learns_from_the_batchs_attack():
         model, batch, key)
     assert float(robust) > float(clean)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+
+
+def test_top_patches_are_cropped_at_the_units_receptive_field():
+    from analysis import top_patches
+
+    class OneConv(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(1, 2, (3, 3), strides=2, padding="VALID", rngs=rngs)
+            self.fc = nnx.Linear(2, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.fc(self.conv(x).mean(axis=(1, 2)))
+
+    model = OneConv(nnx.Rngs(9))
+    images = _image((6, 9, 9, 1), seed=9)
+    found = top_patches.top_patches(model, images, "conv", channel=1, k=3)
+    maps = np.asarray(model.conv(jnp.asarray(images)))[..., 1]
+    assert found.field == 3 and found.images[0] == int(np.argmax(maps.max(axis=(1, 2))))
+    for n, patch, value in zip(found.images, found.patches, found.values):
+        i, j = np.unravel_index(np.argmax(maps[n]), maps[n].shape)
+        np.testing.assert_array_equal(patch, images[n, 2 * i:2 * i + 3, 2 * j:2 * j + 3])
+        assert value == pytest.approx(maps[n, i, j], rel=1e-5)
