@@ -19,6 +19,8 @@ COMMANDS = {
     "predict": ("training.predict_cli", "apply a trained run to an image or a folder of images"),
     "embed": ("training.embed_cli", "embeddings (or a classifier's penultimate features) of images, as .npz"),
     "retrieve": ("training.retrieve_cli", "a query image beside its k nearest images of a folder, by a run's embeddings"),
+    "embed": ("training.embed_cli", "embeddings (or a classifier's penultimate features) of images, as .npz"),
+    "retrieve": ("training.retrieve_cli", "a query image beside its k nearest images of a folder, by a run's embeddings"),
     "bench": ("benchmarks.train_step", "time the compiled train step against a PyTorch twin in the same run"),
     "sweep": ("training.sweep", "run an experiment's get_sweep() ablation (in parallel, or on SLURM)"),
     "report": ("training.report", "a sweep's table (mean, std, 95% CI, Welch p vs a baseline) and plots"),

@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from data import pipeline, sources
+from data import balanced_batches, class_split, pipeline, sources
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +51,11 @@ def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
                     class_names=tuple(sources.class_names(d.name, d.data_dir)),
                     description=sources.describe(d.name, d.data_dir),
                     labels=labels_of_record(eval_source[0]) if len(eval_source) else "none")
+    k = info.num_classes or 0
+    train_source = class_split.restrict(train_source, d.get("train_classes", ()),
+                                        field="train_classes", num_classes=k)
+    eval_source = class_split.restrict(eval_source, d.get("eval_classes", ()),
+                                       field="eval_classes", num_classes=k)
     return Data(train_source, eval_source, info)
 
 
@@ -95,12 +100,19 @@ def _train_stream(c, data: Data, decode: Callable, train_example: Callable, shar
     """(the train iterator, class counts or None)."""
     train_ds = pipeline.decoded(data.train_source, prepare=decode, cache=c.data.cache, **shard)
     counts = None
-    if "label" in train_ds[0] and (c.data.cache or c.data.balance):
+    per_batch = c.data.get("classes_per_batch", 0)  # P of P x K batches; 0: shuffled batches
+    if "label" in train_ds[0] and (c.data.cache or c.data.balance or per_batch):
         labels = pipeline.labels_of(train_ds)
         counts = np.bincount(labels, minlength=data.info.num_classes)
         if c.data.balance:
             train_ds = pipeline.balanced(train_ds, labels, seed=c.seed)
+        if per_batch:
+            train_ds = balanced_batches.pk_dataset(
+                train_ds, labels, classes_per_batch=per_batch,
+                per_class=c.train.batch_size // per_batch, seed=c.seed,
+                share=(jax.process_index(), jax.process_count()))
     train_iter = iter(pipeline.train_dataset(
         train_ds, batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,
-        transform=train_example, num_workers=c.data.num_workers, prefetch=c.data.prefetch))
+        transform=train_example, num_workers=c.data.num_workers, prefetch=c.data.prefetch,
+        shuffle=not per_batch))
     return train_iter, counts

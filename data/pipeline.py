@@ -85,12 +85,14 @@ def _subset(ds: grain.MapDataset, indices: np.ndarray) -> grain.MapDataset:
 
 def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
                   augment: Callable | None = None, transform: Callable | None = None,
-                  num_workers: int = 0, prefetch: int = 2):
+                  num_workers: int = 0, prefetch: int = 2, shuffle: bool = True):
     """An endless iterable of batches of `batch_size` (this process's share of the batch).
 
     `transform(example, rng)` prepares each example with its own random stream (a task's
-    augmentation, patch and degradation); `augment(image, rng)` is the image-only shorthand."""
-    ds = ds.seed(seed).shuffle().repeat(None)
+    augmentation, patch and degradation); `augment(image, rng)` is the image-only shorthand.
+    `shuffle=False` keeps the order of `ds` (a stream already in batch order: P x K batches)."""
+    ds = ds.seed(seed)
+    ds = (ds.shuffle() if shuffle else ds).repeat(None)
     if augment is not None:
         ds = ds.random_map(lambda ex, rng: {**ex, "image": augment(ex["image"], rng)})
     if transform is not None:

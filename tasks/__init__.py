@@ -22,6 +22,7 @@ TASKS = {
     "super_resolution": "tasks.reconstruction:SuperResolution",
     "denoising": "tasks.reconstruction:Denoising",
     "autoencoder": "tasks.reconstruction:Autoencoder",
+    "embedding": "tasks.embedding:Embedding",
     "signal_classification": "tasks.signal_classification:SignalClassification",
     "next_sample": "tasks.next_sample:NextSample",
 }

@@ -51,6 +51,10 @@ def base_config() -> ml_collections.ConfigDict:
         "patch_size": 0,         # image tasks: random training patches of this side (0: whole)
         "num_workers": 0,        # Grain worker processes (0: in the main process)
         "prefetch": 2,           # batches buffered per worker
+        "train_classes": (),     # class ids the train split is restricted to; () = all
+        "eval_classes": (),      # class ids the eval split is restricted to; () = all
+        "classes_per_batch": 0,  # P > 0: train batches of P classes x K = batch_size / P
+                                 # examples each (metric learning); 0: shuffled batches
     })
 
     c.train = ml_collections.ConfigDict({
@@ -140,6 +144,10 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(c.data.image_size > 0, f"data.image_size must be positive, got {c.data.image_size}")
     _require(c.data.pad >= 0, f"data.pad must be >= 0, got {c.data.pad}")
     _require(c.data.num_workers >= 0, "data.num_workers must be >= 0")
+    p = c.data.classes_per_batch
+    _require(p == 0 or (p >= 2 and t.batch_size % p == 0 and t.batch_size // p >= 2),
+             f"data.classes_per_batch={p} must be 0 or >= 2 classes dividing train.batch_size="
+             f"{t.batch_size} into at least 2 examples per class")
     _require(t.log_every_steps > 0, "train.log_every_steps must be positive")
     _require(t.mix in MIXES, f"unknown train.mix {t.mix!r}; choose one of {', '.join(MIXES)}")
     _require(0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
