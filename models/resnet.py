@@ -201,6 +201,7 @@ class ResNet(nnx.Module):
                                         shortcut_kind=shortcut))
                 c = w * block_cls.expansion
         self.blocks = nnx.Sequential(*blocks)
+        self.depths = tuple(depths)  # blocks per stage (weight import names blocks by stage)
         # Pre-activation leaves the last block's sum un-normalised: one more norm > act.
         self.final_norm = norm_fn(c) if preact else layers.Identity()
         self.act = act_fn if preact else layers.ACTIVATIONS["identity"]

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from data import pipeline
+from data import pipeline, preprocess
 from data.augment import hook as augment_hook
 from tasks import base, pictures
 
@@ -28,6 +28,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
                   label_smoothing: float) -> jax.Array:
     """Per-example cross-entropy; `labels` are class ids, smoothed here, or probability vectors
     (mixed batches), which arrive already smoothed."""
+    logits = logits.astype(jnp.float32)  # the loss in float32 whatever the compute dtype
     if labels.ndim == 1:
         labels = jax.nn.one_hot(labels, num_classes)
         labels = optax.smooth_labels(labels, label_smoothing) if label_smoothing else labels
@@ -91,6 +92,8 @@ class Classification(base.Task):
 
     # --- host -------------------------------------------------------------------------------
     def decode(self, record: dict) -> dict:
+        if self.c.data.get("resize_shorter", 0):  # imported weights' own transform
+            return preprocess.decode(record, self.c.data)
         return pipeline.decode(record, self.c.data.image_size, self.c.data.pad)
 
     def train_example(self, example: dict, rng: np.random.Generator) -> dict:

@@ -34,7 +34,11 @@ def base_config() -> ml_collections.ConfigDict:
     })
 
     # Fields beside `name` are passed to the model's factory as options (act, norm, ...).
-    c.model = ml_collections.ConfigDict({"name": "lenet5"})
+    c.model = ml_collections.ConfigDict({
+        "name": "lenet5",
+        "init_from": "",         # a run directory (trained or imported) whose weights start this run
+        "new_head": False,       # with init_from: a fresh `head` for this run's classes
+    })
 
     c.data = ml_collections.ConfigDict({
         "name": "digits",
@@ -51,6 +55,13 @@ def base_config() -> ml_collections.ConfigDict:
         "patch_size": 0,         # image tasks: random training patches of this side (0: whole)
         "num_workers": 0,        # Grain worker processes (0: in the main process)
         "prefetch": 2,           # batches buffered per worker
+        "train_per_class": 0,    # > 0: only the first N train records of each class (few-shot)
+        "resize_shorter": 0,     # > 0: resize the shorter side to this (bilinear) and centre-crop
+        "center_crop": 0,        #   to center_crop, instead of resizing to image_size (imported
+        "mean": (),              #   weights' preprocessing); then (x - mean) / std per channel
+        "std": (),
+        "val_split": 0.0,        # hold out this fraction of train (fixed, seed-independent) as
+                                 # `val/` metrics; model selection then reads val, never test
         "train_classes": (),     # class ids the train split is restricted to; () = all
         "eval_classes": (),      # class ids the eval split is restricted to; () = all
         "classes_per_batch": 0,  # P > 0: train batches of P classes x K = batch_size / P
@@ -68,6 +79,11 @@ def base_config() -> ml_collections.ConfigDict:
         "adversarial": "none",   # none, fgsm, pgd: train on L-inf attacks of each batch (Madry
         "adversarial_eps": 0.1,  #   et al. 2018), budget in input units ([0, 1] pixels)
         "adversarial_steps": 7,  # PGD steps, each 2.5 eps / steps, from a random start
+        "dtype": "float32",      # compute dtype: float32, bfloat16 or float16 (float32 params,
+                                 # optimizer state, BatchNorm statistics: training/precision.py)
+        "trainable": "",         # regex over parameter paths ("head" ...); others frozen; "" = all
+        "skip_nonfinite": False,  # skip (and count) updates with a non-finite loss or gradient,
+                                  # instead of stopping the run (exit 3)
     })
 
     c.optimizer = ml_collections.ConfigDict({
@@ -79,6 +95,7 @@ def base_config() -> ml_collections.ConfigDict:
         "b2": 0.999,
         "weight_decay": 0.0,     # L2 for sgd/adam (coupled), decoupled for adamw; kernels only
         "grad_clip_norm": 0.0,   # 0: no clipping
+        "backbone_lr_multiplier": 1.0,  # lr factor for every parameter outside `head`
     })
 
     c.schedule = ml_collections.ConfigDict({
@@ -96,10 +113,26 @@ def base_config() -> ml_collections.ConfigDict:
     })
 
     c.checkpoint = ml_collections.ConfigDict({
-        "every_steps": 500,      # a multiple of eval.every_steps: each checkpoint has its metrics
+        "every_steps": 500,      # for safety; only those on an eval step compete for best
+        "every_minutes": 0.0,    # also save when this long has passed since the last (0: off)
         "keep": 2,               # the last `keep`, plus the best by `best_metric`
         "best_metric": "",       # "" = the task's own (eval.prefix + /accuracy, /miou, /psnr)
         "best_mode": "",         # "" = the task's own (max, or min for a loss)
+    })
+    # Callbacks (training/callbacks.py). Early stopping watches checkpoint.best_metric.
+    c.early_stopping = ml_collections.ConfigDict({
+        "patience": 0,           # evaluations without improvement before stopping (0: off)
+        "min_delta": 0.0,        # an improvement must beat the best by more than this
+        "restore_best": True,    # end with the best evaluation's weights
+    })
+    c.plateau = ml_collections.ConfigDict({  # optax.contrib.reduce_on_plateau on the train loss
+        "patience": 0,           # windows without improvement before lr *= factor (0: off)
+        "every_steps": 50,       # a window: the train loss is averaged over this many steps
+        "factor": 0.5,
+        "rtol": 1e-4,            # improvement needed, relative and absolute
+        "atol": 0.0,
+        "cooldown": 0,           # windows after a reduction before counting again
+        "min_scale": 0.0,        # the lr scale never goes below this
     })
     return c
 
@@ -133,9 +166,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(list(s.boundaries) == sorted(s.boundaries),
              f"schedule.boundaries {tuple(s.boundaries)} must be increasing")
     _require(c.eval.every_steps > 0, "eval.every_steps must be positive")
-    _require(c.checkpoint.every_steps > 0 and c.checkpoint.every_steps % c.eval.every_steps == 0,
-             f"checkpoint.every_steps={c.checkpoint.every_steps} must be a positive multiple of "
-             f"eval.every_steps={c.eval.every_steps}, so every checkpoint is ranked by fresh metrics")
+    _require(c.checkpoint.every_steps > 0, "checkpoint.every_steps must be positive")
+    _require(c.checkpoint.every_minutes >= 0, "checkpoint.every_minutes must be >= 0 (0: off)")
     _require(c.checkpoint.keep >= 1, "checkpoint.keep must be at least 1")
     _require(c.checkpoint.best_mode in ("", *BEST_MODES),
              f"checkpoint.best_mode must be 'max' or 'min', got {c.checkpoint.best_mode!r}")
@@ -149,17 +181,38 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
              f"data.classes_per_batch={p} must be 0 or >= 2 classes dividing train.batch_size="
              f"{t.batch_size} into at least 2 examples per class")
     _require(t.log_every_steps > 0, "train.log_every_steps must be positive")
+    _validate_callbacks(c)
     _require(t.mix in MIXES, f"unknown train.mix {t.mix!r}; choose one of {', '.join(MIXES)}")
     _require(0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
     _require(t.adversarial in ("none", "fgsm", "pgd"),
              f"unknown train.adversarial {t.adversarial!r}; choose none, fgsm or pgd")
+    _require(t.dtype in ("float32", "bfloat16", "float16"),
+             f"unknown train.dtype {t.dtype!r}; choose float32, bfloat16 or float16")
+
+
+def _validate_callbacks(c: ml_collections.ConfigDict) -> None:
+    e, p = c.early_stopping, c.plateau
+    _require(0 <= c.data.val_split < 1, f"data.val_split must be in [0, 1), got {c.data.val_split}")
+    _require(e.patience >= 0 and e.min_delta >= 0,
+             "early_stopping.patience and early_stopping.min_delta must be >= 0")
+    if e.patience > 0:
+        _require(c.data.val_split > 0, "early stopping watches a validation metric, never the "
+                 "test set: set --config.data.val_split (e.g. 0.1)")
+        _require(not c.checkpoint.best_metric or c.checkpoint.best_metric.startswith("val/"),
+                 f"early stopping watches checkpoint.best_metric={c.checkpoint.best_metric!r}, "
+                 "which must be a val/ metric (or '' for the task's own)")
+    _require(p.patience >= 0 and p.every_steps > 0 and 0 < p.factor < 1,
+             "plateau: patience >= 0, every_steps > 0 and 0 < factor < 1")
 
 
 def best_checkpoint(c: ml_collections.ConfigDict, task) -> tuple[str, str]:
     """(metric, mode) the best checkpoint is chosen by: the config's, else the task's own; a
     metric the task does not report is a UserError here, before anything is built."""
-    reported = [f"{c.eval.prefix}/{name}" for name in task.metric_names()]
-    metric = c.checkpoint.best_metric or f"{c.eval.prefix}/{task.default_metric}"
+    # With a validation split, model selection reads it and never the test set.
+    prefix = "val" if c.data.val_split > 0 else c.eval.prefix
+    reported = [f"{p}/{name}" for p in dict.fromkeys((prefix, c.eval.prefix))
+                for name in task.metric_names()]
+    metric = c.checkpoint.best_metric or f"{prefix}/{task.default_metric}"
     _require(metric in reported, f"checkpoint.best_metric {metric!r} is not a metric this run "
              f"reports (task {c.task.name}: {', '.join(reported)}); choose one of those")
     mode = c.checkpoint.best_mode or ("min" if metric.endswith("loss") else task.default_mode)
@@ -167,5 +220,7 @@ def best_checkpoint(c: ml_collections.ConfigDict, task) -> tuple[str, str]:
 
 
 def model_options(c: ml_collections.ConfigDict) -> dict:
-    """The model's factory options: every `model.*` field except `name`."""
-    return {k: v for k, v in c.model.to_dict().items() if k != "name"}
+    """The model's factory options: every `model.*` field except the ones about where its
+    weights start (name, init_from, new_head)."""
+    return {k: v for k, v in c.model.to_dict().items()
+            if k not in ("name", "init_from", "new_head")}
