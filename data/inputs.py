@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from data import balanced_batches, class_split, pipeline, sources
+from data import balanced_batches, class_split, few_shot, pipeline, sources
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,7 @@ def open_data(c: ml_collections.ConfigDict, *, train: bool = True) -> Data:
                                         field="train_classes", num_classes=k)
     eval_source = class_split.restrict(eval_source, d.get("eval_classes", ()),
                                        field="eval_classes", num_classes=k)
+    train_source = few_shot.first_per_class(train_source, d.get("train_per_class", 0))
     return Data(train_source, eval_source, info)
 
 

@@ -23,12 +23,16 @@ import tasks
 from data import inputs as inputs_lib
 from errors import UserError
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
-from training import record, state as state_lib, step as step_lib
+from training import callbacks, transfer
+from training import precision, record, state as state_lib, step as step_lib
+from training.faults import RunLock, StopRequest, check_workdir
+from training.health import HEALTH, HealthWatch
 from training.progress import ProgressReporter, fmt
 
 # Fields that may change between a run and its resumption without changing its maths.
 RESUMABLE_CHANGES = {"train.steps", "train.log_every_steps", "data.num_workers", "data.prefetch",
-                     "data.data_dir", "data.cache"}
+                     "data.data_dir", "data.cache", "checkpoint.every_steps",
+                     "checkpoint.every_minutes"}
 
 
 DATA_INFO = "data_info.json"  # what predict needs of the dataset, without the dataset
@@ -66,7 +70,11 @@ def build_model(c: ml_collections.ConfigDict, task: tasks.Task) -> nnx.Module:
 
 def initial_state(task: tasks.Task, model: nnx.Module, tx, seed: int):
     """(defs, state) at step 0: the task's own (several players), else the one model's."""
-    return task.create_state(model, tx, seed) or state_lib.create(model, tx, seed)
+    own = task.create_state(model, tx, seed)
+    if own:
+        return own
+    defs, state = state_lib.create(model, tx, seed)
+    return defs, state.replace(loss_scale=precision.initial_loss_scale(task.c.train.dtype))
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -139,31 +147,42 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     started = time.perf_counter()
     mesh = mesh_lib.make_mesh()
     config_lib.validate(c, mesh.devices.size)
+    transfer.adopt_source_options(c)  # model.init_from: the source run's network
+    check_workdir(workdir)
     data = inputs_lib.open_data(c)
+    data, val_source = callbacks.carve_validation(c, data)  # data.val_split
     task = build_task(c, data)
     model = build_model(c, task)
     resume = check_resumable(workdir, c)
 
     tx = optim.make_optimizer(c)
     defs, state = initial_state(task, model, tx, c.seed)
+    defs, state = transfer.prepare(c, defs, state)  # init_from, new_head, frozen layers
     state = mesh_lib.put_state(state, mesh)
     train_step, eval_step = compile_steps(task, defs, tx, mesh)
     inputs = build_inputs(c, data, task, mesh.devices.size)
+    val_inputs = None if val_source is None else build_inputs(
+        c, dataclasses.replace(data, train_source=None, eval_source=val_source), task,
+        mesh.devices.size)
     train_iter = inputs.train_iter
 
     workdir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(workdir).acquire()  # released at the end; by the kernel if the process dies
     best_metric, best_mode = config_lib.best_checkpoint(c, task)
+    stopper = callbacks.early_stopping(c, best_metric, best_mode)
     ckpt = checkpoint.manager(workdir / "checkpoints", keep=c.checkpoint.keep,
                               best_metric=best_metric, best_mode=best_mode)
     resumed_at = None
     if resume and ckpt.latest_step() is not None:
         state, data_state, _ = checkpoint.restore_latest(ckpt, state)
-        train_iter.set_state(data_state)
+        train_iter.set_state(callbacks.unpack(data_state, stopper))
         resumed_at = int(state.step)
     first = int(state.step)
     last = c.train.steps if stop_after is None else min(c.train.steps, stop_after)
+    last = first if stopper.stopped else last  # it had stopped early before this resume
     if first >= last:  # nothing to train: leave the run directory as it is
         ckpt.close()
+        lock.release()
         if show_progress:
             print(f"{workdir} is already at step {first}; nothing to train", file=sys.stderr)
         done = workdir / "summary.json"
@@ -175,35 +194,76 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     progress = ProgressReporter(c.train.steps, resumed_at or 0, enabled=show_progress and is_main)
     _announce(progress, c, state, data, inputs, mesh.devices.size, workdir, resumed_at)
 
-    def run_eval(step_number, state):
+    def eval_all(state):
         values = evaluate(eval_step, state, inputs, task, c, mesh)
+        if val_inputs is not None:
+            values.update(callbacks.as_validation(
+                evaluate(eval_step, state, val_inputs, task, c, mesh), c.eval.prefix))
+        return values
+
+    def run_eval(step_number, state):
+        values = eval_all(state)
+        if is_main:
+            task.eval_pictures(defs, state, workdir, step_number)
         run_record.log(step_number, values)
         progress.message(f"step {step_number}  {fmt(values)}")
         return values
 
     clock = _ThroughputClock(c.train.batch_size)
+    watch = HealthWatch(state.params, skip_nonfinite=c.train.skip_nonfinite
+                        or getattr(state, "loss_scale", None) is not None)  # float16 overflows
+    schedule = optim.make_schedule(c)
+    saved_at = time.monotonic()
     totals, train_values, eval_values = None, {}, {}
-    for step_number in range(first + 1, last + 1):
-        state, sums = train_step(state, mesh_lib.global_batch(next(train_iter), mesh))
-        totals = metrics.add(totals, sums)
-        if step_number == first + 1:
-            clock.compiled(step_number, sums)
-        at_end = step_number == last
-        if step_number % c.train.log_every_steps == 0 or at_end:
-            train_values = {f"train/{k}": v for k, v in task.finalize(totals).items()}
-            totals = None
-            train_values.update(clock.lap(step_number))
-            run_record.log(step_number, train_values)
-            progress.update(step_number, train_values)
-        if step_number % c.eval.every_steps == 0 or at_end:
-            with clock.paused():
-                eval_values = run_eval(step_number, state)
-        if step_number % c.checkpoint.every_steps == 0 or at_end:
-            with clock.paused():
-                checkpoint.save(ckpt, step_number, state, train_iter.get_state(),
-                                json.loads(c.to_json()), eval_values)
+    with StopRequest() as stop, _close_on_error(ckpt, lock):
+        for step_number in range(first + 1, last + 1):
+            state, sums = train_step(state, mesh_lib.global_batch(next(train_iter), mesh))
+            if HEALTH in sums:
+                watch.add(step_number, sums.pop(HEALTH))
+            totals = metrics.add(totals, sums)
+            if step_number == first + 1:
+                clock.compiled(step_number, sums)
+            stopping = stop.signal_name is not None
+            at_end = step_number == last
+            log_now = step_number % c.train.log_every_steps == 0 or at_end or stopping
+            eval_now = (step_number % c.eval.every_steps == 0 or at_end) and not stopping
+            save_now = (step_number % c.checkpoint.every_steps == 0 or at_end or stopping
+                        or _minutes_since(saved_at) >= (c.checkpoint.every_minutes or float("inf")))
+            if log_now or eval_now or save_now:
+                health = watch.check()  # before anything is evaluated or saved from bad weights
+            if log_now:
+                train_values = {f"train/{k}": v for k, v in task.finalize(totals).items()}
+                totals = None
+                train_values.update(clock.lap(step_number), **health,
+                                    **{"train/lr": float(schedule(step_number - 1))})
+                train_values.update(callbacks.lr_scale(state.opt_state))
+                run_record.log(step_number, train_values)
+                progress.update(step_number, train_values)
+            if eval_now:
+                with clock.paused():
+                    eval_values = run_eval(step_number, state)
+                # Keep-best: a new best (or the stop) is checkpointed now.
+                save_now = stopper.update(step_number, eval_values) or stopper.stopped or save_now
+            if save_now:
+                with clock.paused():
+                    # Only evaluated checkpoints carry metrics, so only they compete for best.
+                    data_state = callbacks.pack(train_iter.get_state(), stopper)
+                    checkpoint.save(ckpt, step_number, state, data_state,
+                                    json.loads(c.to_json()), eval_values if eval_now else None)
+                saved_at = time.monotonic()
+            if stopping or stopper.stopped:
+                break
     ckpt.wait_until_finished()
+    if stopper.stopped and c.early_stopping.restore_best:
+        state = checkpoint.restore_state(ckpt, stopper.best_step, state)
+        eval_values = eval_all(state)
     ckpt.close()
+    if stop.signal_name is not None:
+        progress.close()
+        lock.release()
+        print(f"{stop.signal_name}: stopped after step {step_number} with a checkpoint there; "
+              f"resume with the same command (--workdir {workdir})", file=sys.stderr)
+        return {"steps": step_number, "stopped_by": stop.signal_name}
     progress.close()
 
     summary = {
@@ -213,19 +273,39 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
         "params_sha256": record.params_sha256(state.params),
         "wall_time_s": time.perf_counter() - started, **clock.totals(),
         "devices": mesh.devices.size, "resumed_at": resumed_at,
+        **stopper.summary(),  # early stopping: where it stopped, the best step restored
     }
     if is_main:
         pictures_of_run(workdir, task, defs, state, inputs)
     run_record.finish(summary)
+    lock.release()
     progress.message(f"done: {summary['steps']} steps in {summary['wall_time_s']:.1f} s; "
                      f"{fmt(eval_values)}")
     return summary
+
+
+def _minutes_since(t: float) -> float:
+    return (time.monotonic() - t) / 60
+
+
+@contextlib.contextmanager
+def _close_on_error(ckpt, lock: RunLock):
+    """On an exception in the loop (a non-finite step), let the checkpoints already being
+    written finish, so the last good one is complete, and free the run directory."""
+    try:
+        yield
+    except BaseException:
+        ckpt.wait_until_finished()
+        ckpt.close()
+        lock.release()
+        raise
 
 
 def pictures_of_run(workdir: Path, task: tasks.Task, defs, state, inputs) -> None:
     """`curves.png` from the metrics logged so far and `samples.png` of the first eval batch."""
     plots.curves(workdir / "metrics.jsonl", workdir / "curves.png")
     samples_picture(workdir / "samples.png", task, defs, state, inputs)
+    task.final_pictures(defs, state, workdir)
 
 
 def samples_picture(path: Path, task: tasks.Task, defs, state, inputs) -> None:

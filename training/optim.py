@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import optax
 
+from training import callbacks, transfer
+
 
 def _step_schedule(lr, decay_steps, s):
     return optax.piecewise_constant_schedule(
@@ -59,4 +61,5 @@ def make_optimizer(c) -> optax.GradientTransformation:
     if o.weight_decay > 0 and o.name != "adamw":
         parts.append(optax.add_decayed_weights(o.weight_decay, mask=_kernels_only))
     parts.append(OPTIMIZERS[o.name](make_schedule(c), o))
-    return optax.chain(*parts)
+    tx = transfer.partition(c, optax.chain(*parts))  # train.trainable, backbone lr multiplier
+    return optax.chain(tx, *callbacks.plateau(c))  # the plateau scales scheduled updates
