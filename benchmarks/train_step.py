@@ -109,23 +109,16 @@ def trainer_config(case: Case):
     return c
 
 
-def make_convjax_step(defs, tx, *, num_classes: int):
+def make_convjax_step(defs, tx, *, num_classes: int, dtype: str = "float32"):
     """convjax's jitted train step, `step(state, batch) -> (state, metric sums)`, state donated
-    as training/mesh.py compiles it (one device: no shardings needed). The ONE place to follow
-    a change of `training.step.make_train_step`'s signature."""
+    as training/mesh.py compiles it (one device: no shardings needed), computing in `dtype` as
+    `train.dtype` does (training/precision.py: float32 parameters, optimizer state and
+    BatchNorm statistics). The ONE place to follow a change of `training.step.make_train_step`'s
+    signature."""
     from training import step as step_lib
 
-    step = step_lib.make_train_step(defs, tx, num_classes=num_classes)
+    step = step_lib.make_train_step(defs, tx, num_classes=num_classes, dtype=dtype)
     return jax.jit(step, donate_argnums=0)
-
-
-def _cast_floats(model, dtype) -> None:
-    """Casts every floating variable of `model` (params and batch stats) to `dtype`."""
-    from flax import nnx
-
-    state = nnx.state(model)
-    cast = lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
-    nnx.update(model, jax.tree.map(cast, state))
 
 
 def _cost(compiled) -> dict:
@@ -146,19 +139,18 @@ def _xla_memory(compiled) -> dict:
 
 def convjax_runner(case: Case, lowering: str) -> Runner:
     """The trainer's step for `case`, compiled with the convolutions lowered by `lowering`."""
-    from training import optim, state as state_lib
+    from training import optim, precision, state as state_lib
 
     c = trainer_config(case)
-    dtype = DTYPES[case.dtype]
     model = models.create(case.model, num_classes=case.num_classes,
                           in_channels=case.input_shape[2], seed=c.seed)
-    if dtype != jnp.float32:
-        _cast_floats(model, dtype)
     tx = optim.make_optimizer(c)
     defs, state = state_lib.create(model, tx, c.seed)
-    step = make_convjax_step(defs, tx, num_classes=case.num_classes)
+    state = state.replace(loss_scale=precision.initial_loss_scale(case.dtype))
+    step = make_convjax_step(defs, tx, num_classes=case.num_classes, dtype=case.dtype)
     kx, ky = jax.random.split(jax.random.key(1))
-    batch = {"image": jax.random.normal(kx, (case.batch, *case.input_shape), dtype),
+    # float32 images, as the trainer's batches are: the precision policy casts them
+    batch = {"image": jax.random.normal(kx, (case.batch, *case.input_shape), jnp.float32),
              "label": jax.random.randint(ky, (case.batch,), 0, case.num_classes)}
     start = time.perf_counter()
     with _lowering(lowering):  # read while tracing
@@ -210,17 +202,22 @@ def torch_runners(case: Case, warmup: int, variants: list[str],
     """The twin's SGD-momentum step in each of `variants` (eager, eager_cl, compile,
     compile_cl; _cl: channels-last) x intra-op `threads`, and notes on any that failed to
     build. Each is a fresh twin (same seed), so each torch.compile compiles for its own
-    thread count."""
+    thread count. In bfloat16 the twin is PyTorch's own mixed precision, as convjax's policy:
+    float32 parameters and optimizer, the forward under `torch.autocast`. On the GPU when
+    PyTorch sees one (each step then ends with a synchronize)."""
     import torch
     from torch.nn import functional as F
 
     from benchmarks import torch_twins
 
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[case.dtype]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     h, w, ch = case.input_shape
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(case.batch, ch, h, w, generator=gen).to(dtype)
-    y = torch.randint(0, case.num_classes, (case.batch,), generator=gen)
+    x = torch.randn(case.batch, ch, h, w, generator=gen).to(device)
+    y = torch.randint(0, case.num_classes, (case.batch,), generator=gen).to(device)
+    autocast = lambda: torch.autocast(device, dtype=torch.bfloat16,
+                                      enabled=case.dtype == "bfloat16")
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     runners, notes = [], {}
     for variant, n_threads in ((v, t) for t in threads for v in variants):
         name = f"torch[{variant},t{n_threads}]"
@@ -228,7 +225,7 @@ def torch_runners(case: Case, warmup: int, variants: list[str],
         setup()
         torch.manual_seed(0)
         model = torch_twins.build(case.model, num_classes=case.num_classes,
-                                  in_channels=ch).to(dtype).train()
+                                  in_channels=ch).to(device).train()
         xv = x
         if variant.endswith("_cl"):
             model = model.to(memory_format=torch.channels_last)
@@ -238,8 +235,11 @@ def torch_runners(case: Case, warmup: int, variants: list[str],
 
         def run(forward=forward, opt=opt, xv=xv) -> None:
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(forward(xv), y).backward()
+            with autocast():
+                loss = F.cross_entropy(forward(xv), y)
+            loss.backward()
             opt.step()
+            sync()
 
         try:
             compile_s = _warm_up(run, warmup)

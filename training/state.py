@@ -24,6 +24,7 @@ class TrainState:
     rest: Any
     opt_state: Any
     root_key: jax.Array  # raw uint32 key data: Orbax saves it as a plain array
+    loss_scale: Any = None  # float16's dynamic loss scale (training/precision.py), else None
 
 
 @flax.struct.dataclass
