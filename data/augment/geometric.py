@@ -100,9 +100,9 @@ def bilinear_warp(xp, image, matrix, offset):
     blends its four neighbours, as dm-pix's `flat_nd_linear_interpolate`), zero outside.
 
     Written out rather than `dm_pix.affine_transform(order=1)`: dm-pix gathers with (row, col)
-    index pairs, which XLA's CPU backend runs ~9x slower than one gather of flat pixel indices
-    (vmapped over a batch of 64 32x32x1 digits, interleaved in one process on the shared
-    2-core CPU: 105 ms against 12 ms; outputs equal to 5e-7). The same xp maths serves the host
+    index pairs, which XLA's CPU backend runs 9-12x slower than one gather of flat pixel
+    indices (a batch of 64 32x32x1 digits, interleaved in one process on the shared 2-core
+    CPU: 105 against 12 ms, 375 against 31 ms; outputs equal to 5e-7; benchmarks/affine_warp.py). The same xp maths serves the host
     (NumPy) and the device (jnp), so the twins agree to float rounding.
     """
     h, w = image.shape[:2]
