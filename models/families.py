@@ -15,3 +15,4 @@ from models import superres  # noqa: F401
 from models import unet  # noqa: F401
 from models import vgg  # noqa: F401
 from models import wavenet  # noqa: F401
+from models import yolo  # noqa: F401

@@ -8,6 +8,8 @@ built: "class_logits" (B, K), "pixel_logits" (B, H', W', K) or "image" (B, H', W
 quantisation levels at every step t (models/wavenet.py; its input is (B, T) int codes).
 `input_shape` is (H, W, C) for an image network and (T, C), samples by channels, for a 1-D one:
 the channels are the last entry either way.
+"grid_detections" (B, S, S, B*5 + K) are a YOLO-style detector's per-cell boxes,
+confidences and class probabilities (models/yolo.py).
 Registering it under its `model_params.json` key (plus friendlier aliases) is what makes it
 reachable from a config (`model.name`) and from `launch.py summary`.
 
@@ -42,7 +44,7 @@ class UnknownModelError(ValueError):
     """Raised for a model name that is not registered; its message lists the known names."""
 
 
-OUTPUTS = ("class_logits", "pixel_logits", "image", "sample_logits")
+OUTPUTS = ("class_logits", "pixel_logits", "image", "sample_logits", "grid_detections")
 
 
 def register(name: str, *, input_shape: tuple[int, ...], num_classes: int | None,

@@ -25,6 +25,7 @@ TASKS = {
     "embedding": "tasks.embedding:Embedding",
     "signal_classification": "tasks.signal_classification:SignalClassification",
     "next_sample": "tasks.next_sample:NextSample",
+    "detection": "tasks.detection:Detection",
 }
 
 
