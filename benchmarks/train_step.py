@@ -31,6 +31,15 @@ JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
 "best_peer", "ratio": {convjax variant: ratio}}]}.
 Speed claims live here as ratios against the peer measured in the same run, never in tests.
 
+The table of record, on a quiet machine (nothing else running; PyTorch slows far more than
+JAX when the cores are shared, which flatters the ratio):
+
+    uv run launch.py bench --models lenet5,resnet20_cifar,resnet18 --torch-threads 1,2 \
+        --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
+
+and `--dtype bfloat16` for the mixed-precision policy (training/precision.py; the PyTorch twin
+under torch.autocast). On a GPU: benchmarks/gpu_run.sh.
+
 Measured (benchmarks/results/train_step_cpu_2core.json: two runs of `--models
 lenet5,resnet20_cifar,resnet18 --lowerings xla,auto --torch-threads 1,2 --steps 5 --rounds 5`
 on the shared 2-core CPU, load average 3-9 from other users; torch 2.13 CPU), convjax ms with
