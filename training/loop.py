@@ -249,7 +249,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
                     # Only evaluated checkpoints carry metrics, so only they compete for best.
                     data_state = callbacks.pack(train_iter.get_state(), stopper)
                     checkpoint.save(ckpt, step_number, state, data_state,
-                                    json.loads(c.to_json()), eval_values if eval_now else None)
+                                    json.loads(c.to_json()),
+                                    stopper.ranked(eval_values if eval_now else None, step_number))
                 saved_at = time.monotonic()
             if stopping or stopper.stopped:
                 break
