@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 import tasks
-from models.registry import OUTPUTS
 from errors import UserError
+from models.registry import OUTPUTS
 from tests.helpers import run_launch
 from training import config as config_lib, mesh as mesh_lib, step as step_lib
 from training import state as state_lib
