@@ -84,8 +84,8 @@ class YoloV1(nnx.Module):
                  norm: str = "batch"):
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-        self.grid_size, self.boxes_per_cell, self.num_classes = grid_size, boxes_per_cell, num_classes
-        self.input_size, self.head = input_size, head
+        self.grid_size, self.boxes_per_cell, self.input_size = grid_size, boxes_per_cell, input_size
+        self.num_classes, self.head = num_classes, head
         self.per_cell = boxes_per_cell * 5 + num_classes
         body, cin = [], in_channels
         for s, stage in enumerate(backbone_plan(input_size, grid_size, width, head)):

@@ -31,7 +31,7 @@ def draw(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, scores: np.n
     canvas = Image.fromarray(np.ascontiguousarray(rgb)).resize((w * factor, h * factor),
                                                                 Image.Resampling.NEAREST)
     pen = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=12)
+    font = ImageFont.load_default(size=14)
     for i, (box, k) in enumerate(zip(np.asarray(boxes, np.float64), classes)):
         colour = _colour(int(k), len(class_names))
         ymin, xmin, ymax, xmax = box * factor

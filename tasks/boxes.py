@@ -26,7 +26,8 @@ import numpy as np
 
 
 def area(boxes, xp=np):
-    return xp.maximum(boxes[..., 2] - boxes[..., 0], 0) * xp.maximum(boxes[..., 3] - boxes[..., 1], 0)
+    height = xp.maximum(boxes[..., 2] - boxes[..., 0], 0)
+    return height * xp.maximum(boxes[..., 3] - boxes[..., 1], 0)
 
 
 def iou(a, b, xp=np):

@@ -96,7 +96,8 @@ def random_shift(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
     moved = np.zeros_like(image)
     moved[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
         image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
-    return moved, (boxes + np.array([dy / h, dx / w, dy / h, dx / w], np.float32)).astype(np.float32)
+    offset = np.array([dy / h, dx / w, dy / h, dx / w], np.float32)
+    return moved, (boxes + offset).astype(np.float32)
 
 
 # --- loss and decoding (device) -----------------------------------------------------------------
@@ -272,7 +273,7 @@ class Detection(base.Task):
                 "true_labels": batch["labels"]}
 
     def finalize(self, totals: dict) -> dict[str, float]:
-        values = base.means({k: v for k, v in totals.items() if k in ("loss", *LOSS_TERMS, "count")})
+        values = base.means(totals)
         if base.GATHERED not in totals:  # training: losses only
             return values
         aps = mean_average_precision(base.gathered(totals), self.num_classes)
