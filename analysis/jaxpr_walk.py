@@ -22,7 +22,7 @@ from flax import nnx
 from jax.extend import core as jcore
 
 from analysis import flop_rules
-from analysis.receptive_field import GLOBAL, N_SPATIAL, Field, output_fields, union
+from analysis.receptive_field import Field, all_global, output_fields, union
 
 
 @dataclasses.dataclass
@@ -186,7 +186,7 @@ class Walk:
         depends = any(f is not None for f in in_fields)
         if depends and fields_wanted:
             self._note(f"receptive fields are not followed through `{name}`: reported as global")
-        return [(GLOBAL,) * N_SPATIAL if depends else None for _ in eqn.outvars]
+        return [all_global(in_fields) if depends else None for _ in eqn.outvars]
 
     def _note(self, text: str) -> None:
         if text not in self.notes:

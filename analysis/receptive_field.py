@@ -18,7 +18,8 @@ import math
 from fractions import Fraction
 
 GLOBAL = "global"  # a value that depends on the whole input along a spatial dimension
-N_SPATIAL = 2  # inputs are (batch, H, W, C)
+N_SPATIAL = 2  # images are (batch, H, W, C); a field has one entry per input spatial dimension
+                # (1 for signals (batch, T, C)), so `all_global` counts them from the fields
 
 REDUCE = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and", "reduce_or",
           "reduce_xor", "argmax", "argmin", "reduce"}
@@ -39,6 +40,11 @@ class Span:
 Field = tuple | None
 
 
+def all_global(fields: list[Field]) -> Field:
+    """GLOBAL along every spatial dimension of the input that `fields` (not all None) follow."""
+    return (GLOBAL,) * len(next(f for f in fields if f is not None))
+
+
 def output_fields(eqn, in_fields: list[Field], notes: list[str]) -> list[Field]:
     """The fields of `eqn`'s outputs from its inputs' (see the module docstring)."""
     if all(f is None for f in in_fields):
@@ -48,13 +54,21 @@ def output_fields(eqn, in_fields: list[Field], notes: list[str]) -> list[Field]:
     if rule is not None:
         out = rule(eqn, in_fields)
         return out if isinstance(out, list) else [out]
-    in_shapes = [v.aval.shape for v, f in zip(eqn.invars, in_fields) if f is not None]
-    if all(tuple(v.aval.shape) == tuple(s) for v in eqn.outvars for s in in_shapes):
+    inputs = [(tuple(v.aval.shape), f) for v, f in zip(eqn.invars, in_fields) if f is not None]
+    if all(_elementwise(s, f, tuple(v.aval.shape)) for v in eqn.outvars for s, f in inputs):
         return [union(in_fields)] * len(eqn.outvars)   # elementwise
     note = f"receptive fields are not followed through `{name}`: reported as global"
     if note not in notes:
         notes.append(note)
-    return [(GLOBAL,) * N_SPATIAL] * len(eqn.outvars)
+    return [all_global(in_fields)] * len(eqn.outvars)
+
+
+def _elementwise(shape: tuple, field: Field, out: tuple) -> bool:
+    """An input of `shape` maps element for element onto the output: the same shape, or size 1
+    (broadcast implicitly, as lax's ops do: `eq` in jax.nn.one_hot) on axes no span runs along."""
+    spans = {s.axis for s in field if s != GLOBAL}
+    return len(shape) == len(out) and all(
+        a == b or (a == 1 and axis not in spans) for axis, (a, b) in enumerate(zip(shape, out)))
 
 
 def _remap(field: Field, move) -> Field:
@@ -115,7 +129,7 @@ def _window(span: Span, k: int, stride: int, low: int, dilation: int, base: int)
 def _conv_rule(eqn, fields):
     lhs, rhs = fields[0], fields[1]
     if rhs is not None:  # a kernel computed from the image: beyond this analysis
-        return (GLOBAL,) * N_SPATIAL
+        return all_global(fields)
     p = eqn.params
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     kernel = eqn.invars[1].aval.shape

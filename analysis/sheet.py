@@ -53,7 +53,7 @@ from flax import nnx
 
 from analysis import jaxpr_walk
 from analysis.jaxpr_walk import Call, Walk
-from analysis.receptive_field import GLOBAL, N_SPATIAL, Span
+from analysis.receptive_field import GLOBAL, Span
 from errors import UserError
 from models import registry
 
@@ -142,37 +142,41 @@ def _json_pair(pair: tuple | None) -> Any:
 def summarize(name: str, input_shape: tuple[int, ...] | None = None,
               num_classes: int | None = None, *, check_xla: bool = True) -> Sheet:
     """The sheet of registered network `name`; input and classes default to its spec's, and
-    an (H, W) input takes the spec's channels."""
+    an (H, W) input takes the spec's channels. A 1-D network's input is (T, C) (or (T)), and
+    its receptive fields are in samples; an autoregressive one (output "sample_logits") reads
+    (1, T) int codes."""
     try:
         spec = registry.spec(name)
     except registry.UnknownModelError as err:
         raise UserError(str(err)) from None
     input_shape = tuple(spec.input_shape if input_shape is None else input_shape)
-    if len(input_shape) == 2:
-        input_shape += (spec.input_shape[2],)
+    if len(input_shape) == len(spec.input_shape) - 1:  # (H, W) or (T): the spec's channels
+        input_shape += (spec.input_shape[-1],)
     if spec.num_classes is None and num_classes is not None:
         raise UserError(f"{spec.name} outputs an {spec.output}, not classes: drop --num-classes")
     num_classes = spec.num_classes if num_classes is None else num_classes
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise UserError(f"input shape {input_shape} is not H x W x C with positive sizes")
+    if len(input_shape) != len(spec.input_shape) or min(input_shape) < 1:
+        layout = "T x C" if len(spec.input_shape) == 2 else "H x W x C"
+        raise UserError(f"input shape {input_shape} is not {layout} with positive sizes")
     if num_classes is not None and num_classes < 1:
         raise UserError(f"--num-classes must be at least 1, got {num_classes}")
     classes = {} if num_classes is None else {"num_classes": num_classes}
     try:
         model = nnx.eval_shape(lambda: registry.create(
-            spec.name, in_channels=input_shape[2], **classes))
+            spec.name, in_channels=input_shape[-1], **classes))
     except (TypeError, ValueError) as err:
         for_classes = "" if num_classes is None else f" and {num_classes} classes"
         raise UserError(f"cannot build {spec.name} for a {_hwc(input_shape)} input"
                         f"{for_classes}: {_first_line(err)}") from None
     return summarize_module(model, input_shape, name=spec.name, num_classes=num_classes,
-                            check_xla=check_xla)
+                            check_xla=check_xla, codes=spec.output == "sample_logits")
 
 
 def summarize_module(model: nnx.Module, input_shape: tuple[int, int, int], *,
                      name: str = "model", num_classes: int | None = None,
-                     check_xla: bool = True) -> Sheet:
-    """The sheet of any NNX module applied to one (H, W, C) float32 image.
+                     check_xla: bool = True, codes: bool = False) -> Sheet:
+    """The sheet of any NNX module applied to one (H, W, C) float32 image, or one (T, C)
+    signal; with `codes`, to (1, T) int32 codes (input_shape (T, 1)).
 
     `model` may hold real arrays or abstract ones (`nnx.eval_shape`); nothing is computed.
     With `check_xla`, the forward pass is also compiled (twice: with and without fusion) for
@@ -182,7 +186,8 @@ def summarize_module(model: nnx.Module, input_shape: tuple[int, int, int], *,
     model = nnx.view(model, deterministic=True, use_running_average=True,
                      raise_if_not_found=False)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    image = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    image = (jax.ShapeDtypeStruct((1, input_shape[0]), jnp.int32) if codes
+             else jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
     args = (_abstract(params), _abstract(rest), image)
 
     def forward(params, rest, x):
@@ -238,9 +243,10 @@ def _trace_forward(graphdef, args, name, input_shape):
     except (TypeError, ValueError) as err:
         raise UserError(f"{name} cannot run on a {_hwc(input_shape)} input: "
                         f"{_first_line(err)}") from None
-    # The image's H and W axes (1 and 2) are where receptive fields start: size 1, jump 1.
+    # The image's H and W axes (1 and 2), a signal's T axis (1), are where receptive fields
+    # start: size 1, jump 1.
     image = tuple(Span(axis=1 + d, size=Fraction(1), jump=Fraction(1), center=Fraction(0))
-                  for d in range(N_SPATIAL))
+                  for d in range(len(input_shape) - 1))
     fields = [None] * len(jax.tree.leaves(args[:2])) + [image]  # weights: no dependence
     walk = Walk(len(calls))
     walk.run(closed.jaxpr, fields, layer=None)

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models.layers_1d import CausalConv1d, delay
+from models.layers_1d import CausalConv1d
 from models.registry import register
 
 
@@ -49,13 +49,17 @@ class ResidualBlock(nnx.Module):
     def gated(self, pre: jax.Array) -> jax.Array:
         return jnp.tanh(pre[..., :self.gate_channels]) * jax.nn.sigmoid(pre[..., self.gate_channels:])
 
-    def from_taps(self, x: jax.Array, taps) -> tuple[jax.Array, jax.Array]:
-        """(new residual stream, skip) at the current step(s), given the dilated conv's taps."""
-        z = self.gated(self.dilated.apply_taps(taps))
+    def after_conv(self, x: jax.Array, pre: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(new residual stream, skip) from the dilated conv's output `pre`."""
+        z = self.gated(pre)
         return x + self.res(z), self.skip(z)
 
+    def from_taps(self, x: jax.Array, taps) -> tuple[jax.Array, jax.Array]:
+        """One time step, given the inputs the dilated conv's taps read (generation)."""
+        return self.after_conv(x, self.dilated.apply_taps(taps))
+
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return self.from_taps(x, [delay(x, lag) for lag in self.dilated.lags()])
+        return self.after_conv(x, self.dilated(x))  # the conv delays x for each of its taps
 
 
 class WaveNet(nnx.Module):
@@ -121,7 +125,7 @@ def generate_naive(model: WaveNet, prime: jax.Array, n: int, key: jax.Array,
     return _naive(graph, state, prime, n, key, temperature)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 5))
+@functools.partial(jax.jit, static_argnums=(0, 3))
 def _naive(graph, state, prime, n, key, temperature):
     model = nnx.merge(graph, state)
     batch, p = prime.shape
@@ -159,7 +163,7 @@ def _read_write(queue: jax.Array, conv: CausalConv1d, t, x: jax.Array):
     return taps, queue.at[:, t % length].set(x)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 5))
+@functools.partial(jax.jit, static_argnums=(0, 3))
 def _queued(graph, state, prime, n, key, temperature):
     model = nnx.merge(graph, state)
     batch, p = prime.shape

@@ -155,29 +155,79 @@ def test_a_wav_at_another_sample_rate_is_refused(tmp_path):
         signal_folder.SignalFolderSource(f"signals:{tmp_path}", "train")
 
 
-@pytest.mark.parametrize("task, model", [("signal_classification", "cnn1d"),
-                                         ("next_sample", "wavenet")])
-def test_the_signal_tasks_train_and_evaluate_from_a_folder(task, model, tmp_path):
+def _signal_config(task, data):
     import tasks
-    from training import loop
     from training.config import base_config
 
-    _save_signals(tmp_path / "data")
     c = base_config()
     tasks.configure(c, task)
-    c.model.name = model
-    if model == "wavenet":
-        c.model.update(residual_channels=8, gate_channels=8, skip_channels=8, stacks=1,
-                       layers_per_stack=4)
-        c.task.segment = 64
-    else:
-        c.model.update(widths=(8, 8, 8), first_kernel=16, first_stride=4, hidden=8)
-    c.data.name = f"signals:{tmp_path / 'data'}"
+    c.data.name = f"signals:{data}"
+    return c
+
+
+def test_a_wavenet_trains_on_a_signal_folder_and_generates_from_its_run(tmp_path, capsys):
+    from training import generate_cli, loop
+
+    _save_signals(tmp_path / "data")
+    c = _signal_config("next_sample", tmp_path / "data")
+    c.model.name = "wavenet"
+    c.model.update(residual_channels=8, gate_channels=8, skip_channels=8, stacks=1,
+                   layers_per_stack=4)
+    c.task.segment = 64
     c.train.update(steps=4, batch_size=8, log_every_steps=2)
     c.schedule.warmup_steps = 1
     c.eval.update(every_steps=4, batch_size=8)
     c.checkpoint.every_steps = 4
     summary = loop.train(c, tmp_path / "run", show_progress=False)
-    metric = "test/accuracy" if task == "signal_classification" else "test/bits_per_sample"
-    assert summary["steps"] == 4 and np.isfinite(summary["final_metrics"][metric])
+    (tmp_path / "cnn").mkdir()  # a run directory of another task
+    (tmp_path / "cnn" / "config.json").write_text(_signal_config("signal_classification",
+                                                                 tmp_path / "data").to_json())
+    assert summary["steps"] == 4 and 0 < summary["final_metrics"]["test/bits_per_sample"] < 9
     assert (tmp_path / "run" / "samples.png").exists()
+    out = tmp_path / "gen.npz"
+    run = ["--workdir", str(tmp_path / "run"), "--out", str(out)]
+    generate_cli.main(run + ["--n", "40", "--count", "2", "--prime", "eval", "--prime-samples",
+                             "8"])
+    assert "2 signal(s) of 40 samples" in capsys.readouterr().out
+    with np.load(out) as saved:
+        assert saved["codes"].shape == (2, 40) and saved["prime"].shape == (2, 8)
+        np.testing.assert_array_equal(saved["signals"], mu_law.decode(saved["codes"]))
+    with pytest.raises(UserError, match="--n must be a positive whole number"):
+        generate_cli.main(run + ["--n", "0"])
+    with pytest.raises(UserError, match="generate needs a run of task next_sample"):
+        generate_cli.main(["--workdir", str(tmp_path / "cnn"), "--out", str(out), "--n", "4"])
+
+
+def test_signal_classification_standardises_crops_and_refuses_images(tmp_path):
+    import tasks
+    from data import inputs
+
+    _save_signals(tmp_path / "data")
+    c = _signal_config("signal_classification", tmp_path / "data")
+    c.task.crop = 100
+    data = inputs.open_data(c, train=False)
+    task = tasks.create(c, data.info)
+    task.check()
+    example = task.decode(data.eval_source[0])
+    assert example["signal"].shape == (256, 1)
+    np.testing.assert_allclose(example["signal"].mean(), 0, atol=1e-5)
+    np.testing.assert_allclose(example["signal"].std(), 1, atol=1e-4)
+    window = task.train_example(example, np.random.default_rng(0))["signal"]
+    assert window.shape == (100, 1)
+    np.testing.assert_array_equal(task.eval_example(example, 0)["signal"], example["signal"][78:178])
+    c.data.augment = "flip_lr"
+    with pytest.raises(UserError, match="image operations"):
+        tasks.create(c, data.info).check()
+
+
+def test_the_architecture_sheet_gives_receptive_fields_in_samples():
+    from analysis import sheet
+
+    cnn = sheet.summarize("cnn1d", (2048, 1), check_xla=False)
+    rows = {layer.name: layer for layer in cnn.layers}
+    assert rows["convs.0.conv"].output_shape == (512, 16)
+    assert rows["convs.0.conv"].receptive_field == (32,) and rows["pool#1"].stride == (8,)
+    net = _tiny_wavenet()
+    wave = sheet.summarize_module(net, (64, 1), codes=True, check_xla=False)
+    assert wave.output_shape == (64, 256)
+    assert wave.layers[-1].receptive_field == (net.receptive_field,)
