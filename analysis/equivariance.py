@@ -92,22 +92,27 @@ def equivariance_figure(rows: list[Row], change: float, curve: dict[int, float],
     fig, axes = figures.figure(1, 2, panel=3.6, title=title)
     ax = axes[0, 0]
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r.equivariance_error for r in rows], 0.4,
-           label="equivariance error ||f(Tx) - T'f(x)|| / ||f(x)||")
-    ax.bar(x + 0.2, [r.invariance_distance for r in rows], 0.4,
-           label="invariance distance ||f(Tx) - f(x)|| / ||f(x)||")
+    for offset, values, label in (
+            (-0.2, [r.equivariance_error for r in rows],
+             "equivariance error ||f(Tx) - T'f(x)|| / ||f(x)||"),
+            (0.2, [r.invariance_distance for r in rows],
+             "invariance distance ||f(Tx) - f(x)|| / ||f(x)||")):
+        bars = ax.bar(x + offset, values, 0.4, label=label)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6)  # a zero bar still shows its value
+    top = max([r.invariance_distance for r in rows] + [r.equivariance_error for r in rows])
+    ax.set_ylim(0, 1.35 * max(top, 1e-3))
     ax.set_xticks(x, [f"{r.layer}\n(stride {r.stride})" for r in rows], fontsize=6,
                   rotation=45)
     ax.set_ylabel("relative distance", fontsize=8)
     ax.set_title(f"shift by {k} px ({mode}); output change (TV of probabilities) "
-                 f"{change:.3f}", fontsize=8)
-    ax.legend(fontsize=6)
+                 f"{change:.4f}", fontsize=8)
+    ax.legend(fontsize=6, loc="upper center")
     ax.tick_params(labelsize=7)
     ax = axes[0, 1]
     ax.plot(list(curve), list(curve.values()), marker="o")
     ax.set_xlabel("shift k (px, along the width)", fontsize=8)
     ax.set_ylabel("output change (total variation)", fontsize=8)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, max(0.01, 1.2 * max(curve.values())))
     ax.grid(alpha=0.3)
     ax.set_title("how much the class probabilities move", fontsize=8)
     ax.tick_params(labelsize=7)

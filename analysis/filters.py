@@ -20,7 +20,7 @@ def first_conv(model: nnx.Module, image_shape: tuple[int, ...]) -> tuple[str, np
     """(layer name, kernel (kh, kw, C_in, C_out)) of the first convolution that runs."""
     modules = {".".join(map(str, path)): m for path, m in nnx.iter_modules(model) if path}
     for name in taps.layers(model, image_shape):
-        module = modules.get(taps._key(name)[0])
+        module = modules.get(taps.call_of(name)[0])
         kernel = getattr(module, "kernel", None)
         if isinstance(kernel, nnx.Param) and kernel.get_value().ndim == 4:
             return name, np.asarray(kernel.get_value())

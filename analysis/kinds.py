@@ -47,8 +47,8 @@ def activations(opened, args):
     layer = args.layer or taps.feature_maps(opened.model, opened.image_shape)[0]
     maps = a.feature_maps(opened.model, image, layer)
     path = a.activations_figure(image, maps, args.out, title=f"{_head(opened)}: layer {layer} "
-                                f"{'x'.join(map(str, maps.shape))} on {what}, most active "
-                                "channels first")
+                                f"{'x'.join(map(str, maps.shape))} (the module's output) on "
+                                f"{what}, most active channels first")
     return path, f"layer {layer}: {maps.shape[-1]} channels of {maps.shape[0]}x{maps.shape[1]}"
 
 

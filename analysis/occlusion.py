@@ -42,7 +42,7 @@ def occlusion_figure(image: np.ndarray, probs: np.ndarray, logits: np.ndarray,
     fig, axes = figures.figure(1, 3, panel=2.8, title=title)
     figures.show_image(axes[0, 0], image, f"input: p({class_name}) = {clean[0]:.3f}, "
                        f"logit {clean[1]:.1f}")
-    where = f"{size}x{size} grey square at each position (stride {stride})"
+    where = f"{size}x{size} grey square; cell = its top-left corner"
     figures.show_map(axes[0, 1], probs, f"p({class_name}), {where}", cmap="magma", vmin=0.0,
                      vmax=1.0, fontsize=7)
     figures.show_map(axes[0, 2], logits, f"logit of {class_name}, same squares", cmap="magma",

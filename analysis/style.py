@@ -51,7 +51,7 @@ def conv_units(model: nnx.Module, image_shape: tuple[int, ...]) -> list[str]:
 
     units = []
     for name, shape in taps.layers(model, image_shape).items():
-        path = taps._key(name)[0]
+        path = taps.call_of(name)[0]
         parents = [".".join(path.split(".")[:i]) for i in range(1, path.count(".") + 1)]
         if taps.spatial(shape) and is_unit(path) and not any(is_unit(p) for p in parents):
             units.append(name)

@@ -43,8 +43,8 @@ def _submodules(model: nnx.Module) -> dict[int, str]:
             for path, m in nnx.iter_modules(model) if path}
 
 
-def _key(name: str) -> tuple[str, int]:
-    """`pool#2` -> ("pool", 2); `c1` -> ("c1", 1)."""
+def call_of(name: str) -> tuple[str, int]:
+    """A layer name as (module path, k-th call): `pool#2` -> ("pool", 2); `c1` -> ("c1", 1)."""
     path, sep, k = name.rpartition("#")
     return (path, int(k)) if sep and k.isdigit() else (name, 1)
 
@@ -177,7 +177,7 @@ def run(model: nnx.Module, x: jax.Array, record: tuple[str, ...] = (),
     layer can be read at input sizes the network's later layers would refuse. Works under
     jit and grad: the wrapping is undone before this returns. Names are checked by
     `check_layer`; here a name that never runs is a UserError."""
-    tap = _Tap({_key(n): n for n in record}, {_key(n): v for n, v in (add or {}).items()},
+    tap = _Tap({call_of(n): n for n in record}, {call_of(n): v for n, v in (add or {}).items()},
                stop=stop)
     out = None
     try:
@@ -185,7 +185,7 @@ def run(model: nnx.Module, x: jax.Array, record: tuple[str, ...] = (),
             out = model(x)
     except _Stop:
         pass
-    missing = [n for n in (*record, *(add or {})) if _key(n) not in tap.order]
+    missing = [n for n in (*record, *(add or {})) if call_of(n) not in tap.order]
     if missing:
         ran = ", ".join(p if k == 1 else f"{p}#{k}" for p, k in tap.order)
         raise UserError(f"--layer {missing[0]!r} is not a layer this network runs; it ran: "

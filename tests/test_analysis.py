@@ -58,7 +58,7 @@ def test_saliency_of_a_linear_model_is_its_weights():
     image = _image((6, 6, 2))
     weights = np.asarray(model.fc.kernel.get_value())[:, 3].reshape(6, 6, 2)
     np.testing.assert_allclose(saliency.vanilla_gradient(model, image, 3), weights, rtol=1e-6)
-    np.testing.assert_allclose(saliency.smoothgrad(model, image, 3, samples=8), weights,
+    np.testing.assert_allclose(saliency.smoothgrad(model, image, 3, samples=4), weights,
                                rtol=1e-5)
     # integrated gradients of a linear score: exactly (x - baseline) * w
     np.testing.assert_allclose(saliency.integrated_gradients(model, image, 3, steps=4),
@@ -131,8 +131,7 @@ def test_pgd_stays_in_the_ball_and_the_box():
     assert np.abs(adv - images).max() <= 0.1 + 1e-6
     assert adv.min() >= 0.0 and adv.max() <= 1.0
     assert np.abs(adv - images).max() > 0.09       # it does use the budget
-    fgsm = adversarial.attacker(model, "fgsm")(images, labels, 0.1)
-    assert _loss(model, adv, labels) >= _loss(model, fgsm, labels) * 0.999
+    assert _loss(model, adv, labels) > _loss(model, images, labels)
 
 
 def test_gram_matrices_equal_numpys():
@@ -172,18 +171,32 @@ def test_a_circularly_padded_conv_stack_is_exactly_shift_equivariant():
     assert change < 1e-5                            # global pooling: invariant output
 
 
-def test_layers_are_named_by_module_path_and_unknown_ones_are_listed():
-    import models
+class TwoStage(nnx.Module):
+    """conv > pool > conv > pool > dense, the pooling layer one module called twice."""
 
-    lenet = models.create("lenet5")
-    names = taps.layers(lenet, (32, 32, 1))
-    assert list(names)[:4] == ["c1", "pool#1", "c3", "pool#2"]
-    assert names["c3"] == (10, 10, 16)
-    with pytest.raises(UserError, match=r"'c9' is not a layer.*c1, pool#1, c3"):
-        taps.check_layer(lenet, (32, 32, 1), "c9")
-    # a layer read at a size the later (dense) layers refuse: the pass stops after it
-    _, seen = taps.run(lenet, jnp.zeros((1, 20, 20, 1)), ("c3",), stop=True)
-    assert seen["c3"].shape == (1, 4, 4, 16)
+    def __init__(self, rngs):
+        from models import layers
+
+        self.c1 = nnx.Conv(1, 3, (3, 3), padding="VALID", rngs=rngs)
+        self.c2 = nnx.Conv(3, 4, (3, 3), padding="VALID", rngs=rngs)
+        self.pool = layers.Pool("max", 2)
+        self.head = nnx.Linear(16, 2, rngs=rngs)
+
+    def __call__(self, x):
+        x = self.pool(self.c2(self.pool(self.c1(x))))
+        return self.head(x.reshape(x.shape[0], -1))
+
+
+def test_layers_are_named_by_module_path_and_unknown_ones_are_listed():
+    model = TwoStage(nnx.Rngs(0))
+    assert taps.layers(model, (14, 14, 1)) == {
+        "c1": (12, 12, 3), "pool#1": (6, 6, 3), "c2": (4, 4, 4), "pool#2": (2, 2, 4),
+        "head": (2,)}
+    with pytest.raises(UserError, match=r"'c9' is not a layer.*c1, pool#1, c2, pool#2, head"):
+        taps.check_layer(model, (14, 14, 1), "c9")
+    # a layer read at a size the later (dense) layer refuses: the pass stops after it
+    _, seen = taps.run(model, jnp.zeros((1, 20, 20, 1)), ("pool#2",), stop=True)
+    assert seen["pool#2"].shape == (1, 3, 3, 4)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -213,7 +226,7 @@ def test_adversarial_training_learns_from_the_batchs_attack():
 
     info = DataInfo(name="", num_classes=3, in_channels=1)
     c = config_lib.base_config()
-    c.train.adversarial, c.train.adversarial_steps = "pgd", 3
+    c.train.adversarial, c.train.adversarial_steps = "pgd", 2
     model = GapNet(nnx.Rngs(8))
     batch = {"image": jnp.asarray(_image((4, 8, 8, 1), seed=8)),
              "label": jnp.array([0, 1, 2, 1])}
@@ -245,3 +258,13 @@ def test_top_patches_are_cropped_at_the_units_receptive_field():
         i, j = np.unravel_index(np.argmax(maps[n]), maps[n].shape)
         np.testing.assert_array_equal(patch, images[n, 2 * i:2 * i + 3, 2 * j:2 * j + 3])
         assert value == pytest.approx(maps[n, i, j], rel=1e-5)
+
+
+def test_style_transfer_lowers_the_style_loss():
+    model = GapNet(nnx.Rngs(10))
+    content, target = _image((12, 12, 1), seed=10), _image((12, 12, 1), seed=11) ** 3
+    image, report = style.style_transfer(model, content, target, content_layers=["conv2"],
+                                         style_layers=["conv1", "conv2"], steps=10)
+    assert report["content_start"] == 0.0            # it starts from the content image
+    assert report["style_end"] < 0.8 * report["style_start"]
+    assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
