@@ -36,3 +36,13 @@ def peak_normalised(signal: np.ndarray) -> np.ndarray:
     """`signal` divided by its largest magnitude (into [-1, 1]); a silent signal stays 0."""
     peak = float(np.max(np.abs(signal))) if signal.size else 0.0
     return (signal / peak if peak > 0 else signal).astype(np.float32)
+
+
+def edges(levels: int = LEVELS) -> np.ndarray:
+    """The `levels + 1` boundaries on the signal scale between codes (the companded midpoints),
+    -inf and inf outermost: code c holds [edges[c], edges[c + 1])."""
+    mu = levels - 1
+    y = (2 * np.arange(levels + 1) - 1) / mu - 1.0
+    out = np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
+    out[0], out[-1] = -np.inf, np.inf
+    return out

@@ -178,3 +178,38 @@ class Vibration(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split):
         yield from examples(split)
+
+
+def reference_bits(split: str = "test", levels: int = 256) -> dict[str, float]:
+    """Reference NLLs in bits per sample for a next-sample model of `split`'s signals, coded as
+    tasks/next_sample.py codes them (peak-normalised, mu-law), sample 0 excluded:
+    `histogram`, each code's frequency over the train split's codes (a model with no
+    context); `oracle`, the probability of each code's bin under the true Gaussian noise around
+    the signal's noise-free waveform, which knows even when each strike comes: a floor no
+    causal model reaches."""
+    from scipy.stats import norm
+
+    from data import mu_law
+
+    bounds, counts, oracle, coded = mu_law.edges(levels), np.ones(levels), [], []
+    for name in dict.fromkeys(("train", split)):
+        for i in range(SIGNALS[name]):
+            rng = np.random.default_rng([SEED, list(SIGNALS).index(name), i])
+            p = draw_params(CLASSES[i % len(CLASSES)], rng)
+            state = rng.bit_generator.state
+            noisy = render(p, LENGTH, rng)
+            rng.bit_generator.state = state  # the same jitter, no noise
+            clean = render(dataclasses.replace(p, noise=0.0), LENGTH, rng)[1:]
+            peak = np.abs(noisy).max()
+            codes = mu_law.encode(noisy / peak, levels)[1:]
+            if name == "train":
+                counts += np.bincount(codes, minlength=levels)
+            if name != split:
+                continue
+            coded.append(codes)
+            mean, std = clean / peak, p.noise / peak
+            prob = norm.cdf((bounds[codes + 1] - mean) / std) - norm.cdf((bounds[codes] - mean) / std)
+            oracle.append(-np.log2(np.maximum(prob, 1e-300)).mean())
+    histogram = counts / counts.sum()
+    return {"histogram": float(-np.log2(histogram[np.concatenate(coded)]).mean()),
+            "oracle": float(np.mean(oracle))}
