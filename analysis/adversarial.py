@@ -7,6 +7,13 @@ ball, projecting back onto the ball (and the valid pixel box) after each. Images
 network's input units; the box defaults to [0, 1], the pipeline's pixels before any
 `normalize`. The same PGD trains a robust network (`train.adversarial=pgd`, tasks/
 classification.py), on a copy of the model in the same train step.
+
+Measured (`launch.py analyze adversarial` on the default experiment's LeNet-5, 98.89% clean,
+all 360 eval digits; PGD 10 steps of 2.5 eps / 10 from a random start):
+
+    epsilon   0.02   0.05   0.10   0.15   0.20   0.30
+    FGSM     93.3%  66.9%  20.8%   5.8%   2.8%   1.1%
+    PGD      93.3%  54.2%   3.1%   0.0%   0.0%   0.0%
 """
 
 from __future__ import annotations

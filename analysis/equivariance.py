@@ -7,8 +7,13 @@ architecture sheet's jump), the equivariance error is ||f(shift_k x) - shift_{k/
 the invariance distance ||f(shift_k x) - f(x)|| / ||f(x)||. `mode` "circular" rolls
 (exact equivariance for a circularly padded stride-1 stack), "zeros" shifts in zeros (a
 digit's blank margin makes that a translation of the digit); the map's columns the shift
-empties are then left out of the comparison (they hold a bias, not a shifted feature). The output change is the total
-variation between the class probabilities.
+empties are then left out of the comparison (they hold a bias, not a shifted feature). The
+output change is the total variation between the class probabilities.
+
+Measured on the default experiment's LeNet-5 (eval image 3): a 4-pixel shift leaves c1, pool#1,
+c3 and pool#2 exactly equivariant (error 0.000; invariance distances 0.89, 0.88, 0.81, 0.85)
+and moves the probabilities by 0.0003; a 2-pixel shift is no multiple of pool#2's stride 4,
+whose error is then 0.48, as large as its invariance distance.
 """
 
 from __future__ import annotations
