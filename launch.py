@@ -28,7 +28,6 @@ COMMANDS = {
     "summary": ("analysis.summary_cli", "per-layer shapes, parameters, FLOPs, receptive fields of a network"),
     "stats": ("data.stats_cli", "per-channel mean/std of a dataset, cached for normalize(NAME)"),
     "analyze": ("analysis.cli", "pictures of what a trained network does: filters, saliency, Grad-CAM, ..."),
-    "analyze": ("analysis.cli", "pictures of what a trained network does: filters, saliency, Grad-CAM, ..."),
     "show-data": ("training.show_data_cli", "a picture grid of augmented training examples with their labels"),
     "import": ("training.import_cli", "published weights (torchvision, safetensors) as a run directory"),
     "probe": ("training.probe_cli", "linear probe and k-NN on a run's cached penultimate features"),
