@@ -12,8 +12,10 @@ keyed by JAX on the program, the JAX/XLA versions, the devices and XLA's flags, 
 entry is never used; deleting the directory is always safe.
 
 `enable()` sets JAX's options through their environment variables when JAX is not imported
-yet (so `--help` and bad flags still answer without loading JAX) and through `jax.config`
-when it is; either way it runs before the first compilation.
+yet (so `--help` and bad flags still answer without loading JAX), before the first
+compilation. Called after JAX is imported (`launch.main` from Python) it only sets the
+directory through `jax.config`, keeping JAX's 1 s threshold (JAX reads the directory at its
+first compilation, so in a process that already compiled it changes nothing).
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ def enable() -> Path | None:
         "jax_persistent_cache_min_compile_time_secs": 0.0,
     }
     options = {k: v for k, v in options.items() if k.upper() not in os.environ}  # user's win
-    if "jax" in sys.modules:
+    if "jax" in sys.modules:  # called from Python (tests, a notebook): JAX's own threshold
         import jax
 
+        options.pop("jax_persistent_cache_min_compile_time_secs", None)
         for name, value in options.items():
             jax.config.update(name, value)
     else:
