@@ -9,6 +9,7 @@ from models import dncnn  # noqa: F401
 from models import fcn  # noqa: F401
 from models import googlenet  # noqa: F401
 from models import lenet  # noqa: F401
+from models import mlp  # noqa: F401
 from models import mobilenet  # noqa: F401
 from models import resnet  # noqa: F401
 from models import superres  # noqa: F401
