@@ -8,11 +8,14 @@ step, parameters, optimizer state and root key), `data` (the Grain iterator's st
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+from errors import UserError, one_line
 
 ITEMS = ("state", "data", "config")
 
@@ -33,13 +36,23 @@ def save(mngr, step: int, state, data_state: dict, config: dict, metrics: dict) 
 
 
 def restore_latest(mngr, abstract_state):
-    """(state, data_state, config) of the latest checkpoint, with `abstract_state`'s shardings."""
-    step = mngr.latest_step()
+    """(state, data_state, config) of the latest readable checkpoint, with `abstract_state`'s
+    shardings. Orbax commits a checkpoint atomically, so a half-written one is never listed; one
+    damaged afterwards (a truncated file) is skipped with a warning naming it, for the one before."""
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-    restored = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore(),
-        config=ocp.args.JsonRestore()))
-    return restored.state, restored.data, restored.config
+    steps = sorted(mngr.all_steps(), reverse=True)
+    for step in steps:
+        try:
+            restored = mngr.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore(),
+                config=ocp.args.JsonRestore()))
+        except Exception as err:  # Orbax/TensorStore raise many types for a damaged file
+            print(f"warning: checkpoint {mngr.directory / str(step)} cannot be read "
+                  f"({one_line(err)[:120]}); trying the one before", file=sys.stderr)
+            continue
+        return restored.state, restored.data, restored.config
+    raise UserError(f"no readable checkpoint in {mngr.directory} (tried steps {steps}); move the "
+                    "damaged checkpoints away, or train from scratch in a new --workdir")
 
 
 def restore_state(mngr, step: int, abstract_state):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -102,5 +103,11 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--stop_after must be a step >= 1, got {fv.stop_after}")
     workdir = Path(fv.workdir) if fv.workdir else default_workdir(fv["config"].config_filename,
                                                                   config.model.name)
-    loop.train(config, workdir, stop_after=fv.stop_after)
+    from training.health import NonFiniteError
+
+    try:
+        loop.train(config, workdir, stop_after=fv.stop_after)
+    except NonFiniteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     return 0

@@ -36,7 +36,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Fields beside `name` are passed to the model's factory as options (act, norm, ...).
     c.model = ml_collections.ConfigDict({
         "name": "lenet5",
-        "init_from": "",         # a run directory (trained or imported) whose weights start this run
+        "init_from": "",         # a run directory (trained or imported) to start from
         "new_head": False,       # with init_from: a fresh `head` for this run's classes
     })
 

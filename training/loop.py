@@ -86,7 +86,11 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def check_resumable(workdir: Path, c: ml_collections.ConfigDict) -> bool:
     """True when `workdir` holds a run to resume; raises if it holds something else."""
-    if not workdir.exists() or not any(workdir.iterdir()):
+    if not workdir.exists():
+        return False
+    # A run stopped before it wrote its config leaves only its lock and an empty checkpoints/.
+    entries = {p.name for p in workdir.iterdir()} - {RunLock.FILE}
+    if not entries or (entries == {"checkpoints"} and not any((workdir / "checkpoints").iterdir())):
         return False
     saved_path = workdir / "config.json"
     if not saved_path.exists():
@@ -121,8 +125,9 @@ def build_inputs(c: ml_collections.ConfigDict, data: inputs_lib.Data, task: task
 
 def compile_steps(task: tasks.Task, defs, tx, mesh):
     """(train step, eval step), jitted over `mesh`: the task's own, or the generic ones."""
-    steps = task.make_steps(defs, tx) or (step_lib.make_task_train_step(defs, tx, task),
-                                         step_lib.make_task_eval_step(defs, task))
+    steps = task.make_steps(defs, tx) or (
+        step_lib.make_task_train_step(defs, tx, task, skip_nonfinite=task.c.train.skip_nonfinite),
+        step_lib.make_task_eval_step(defs, task))
     return mesh_lib.compile_train_step(steps[0], mesh), mesh_lib.compile_eval_step(steps[1], mesh)
 
 
@@ -149,11 +154,14 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     config_lib.validate(c, mesh.devices.size)
     transfer.adopt_source_options(c)  # model.init_from: the source run's network
     check_workdir(workdir)
+    resume = check_resumable(workdir, c)
+    # An existing directory is locked before anything is built, so a second launch on a run in
+    # progress is refused at once; a new one is locked when it is created, below.
+    lock = RunLock(workdir).acquire() if workdir.is_dir() else None
     data = inputs_lib.open_data(c)
     data, val_source = callbacks.carve_validation(c, data)  # data.val_split
     task = build_task(c, data)
     model = build_model(c, task)
-    resume = check_resumable(workdir, c)
 
     tx = optim.make_optimizer(c)
     defs, state = initial_state(task, model, tx, c.seed)
@@ -167,7 +175,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     train_iter = inputs.train_iter
 
     workdir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(workdir).acquire()  # released at the end; by the kernel if the process dies
+    lock = lock or RunLock(workdir).acquire()  # released at the end; by the kernel at death
     best_metric, best_mode = config_lib.best_checkpoint(c, task)
     stopper = callbacks.early_stopping(c, best_metric, best_mode)
     ckpt = checkpoint.manager(workdir / "checkpoints", keep=c.checkpoint.keep,
