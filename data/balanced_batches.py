@@ -13,8 +13,6 @@ them drawn with replacement. Grain has no such sampler, hence this one.
 
 from __future__ import annotations
 
-import functools
-
 import grain
 import numpy as np
 
@@ -54,11 +52,22 @@ def pk_dataset(ds: grain.MapDataset, labels: np.ndarray, *, classes_per_batch: i
         raise UserError(f"task.classes_per_batch={classes_per_batch} must divide by the "
                         f"{share[1]} processes, so each feeds whole classes")
     local = classes_per_batch // share[1] * per_class
-
-    @functools.lru_cache(maxsize=4)  # a batch's draws, made once for its `local` examples
-    def indices(batch: int) -> np.ndarray:
-        return batch_indices(members, batch, classes_per_batch=classes_per_batch,
-                             per_class=per_class, seed=seed, share=share)
-
+    indices = _BatchDraws(members, classes_per_batch=classes_per_batch, per_class=per_class,
+                          seed=seed, share=share)
     return grain.MapDataset.range(ENDLESS).map(
         lambda i: ds[int(indices(i // local)[i % local])])
+
+
+class _BatchDraws:
+    """`batch_indices` of a batch, drawn once for all its examples (a few batches kept); a
+    plain object rather than an lru_cache closure, so Grain's workers can be sent it."""
+
+    def __init__(self, members: dict[int, np.ndarray], **draw):
+        self.members, self.draw, self.kept = members, draw, {}
+
+    def __call__(self, batch: int) -> np.ndarray:
+        if batch not in self.kept:
+            if len(self.kept) >= 4:
+                self.kept.clear()
+            self.kept[batch] = batch_indices(self.members, batch, **self.draw)
+        return self.kept[batch]

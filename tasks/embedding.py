@@ -190,7 +190,7 @@ class Embedding(base.Task):
                 ax.set_xticks([]), ax.set_yticks([])
                 ax.set_title(f"class {labels[i]}", fontsize=7)
         ax = fig.add_subplot(grid[1:, 1:])
-        shown = ax.imshow(d, cmap="viridis_r", vmin=0, vmax=2)
+        shown = ax.imshow(d, cmap="viridis", vmin=0, vmax=2)
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, f"{d[i, j]:.2f}", ha="center", va="center", fontsize=7,

@@ -2,6 +2,7 @@
 hand computations, episodes are seeded, recall on a hand-made set, P x K batches are balanced
 and resume, class splits, and what `launch.py embed` and `retrieve` write and refuse."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -19,9 +20,15 @@ def _batch(x=X):
     return np.stack([x, np.zeros_like(x)], axis=1).astype(np.float32)
 
 
+# Jitted: one compilation per kind, rather than one per operation run eagerly.
+_mine = jax.jit(lambda x, labels, valid, kind: mining.mine(mining.pairwise_distances(x), labels,
+                                                           valid, kind), static_argnames="kind")
+_batch_loss = jax.jit(mining.batch_loss, static_argnames=("loss", "mining", "margin"))
+
+
 def _mined(kind, x=X, labels=LABELS, valid=None):
     valid = np.ones(len(x), bool) if valid is None else valid
-    w = mining.mine(mining.pairwise_distances(_batch(x)), labels, valid, kind)
+    w = _mine(_batch(x), labels, valid, kind=kind)
     return sorted(tuple(int(i) for i in t) for t in np.argwhere(np.asarray(w) > 0))
 
 
@@ -49,7 +56,7 @@ def test_padded_examples_are_never_mined():
 
 
 def _loss(loss, kind, margin):
-    return float(mining.batch_loss(_batch(), LABELS, loss=loss, mining=kind, margin=margin))
+    return float(_batch_loss(_batch(), LABELS, loss=loss, mining=kind, margin=margin))
 
 
 def test_triplet_loss_equals_hand_computation():
@@ -67,11 +74,9 @@ def test_contrastive_loss_equals_hand_computation():
 
 
 def test_loss_gradient_is_finite_with_coinciding_embeddings():
-    import jax
-
     same = np.zeros((4, 2), np.float32)  # every distance 0: a plain sqrt has no gradient there
-    grad = jax.grad(lambda e: mining.batch_loss(e, np.array([0, 0, 1, 1]), loss="triplet",
-                                                mining="batch_hard", margin=0.2))(same)
+    grad = jax.jit(jax.grad(lambda e: mining.batch_loss(e, np.array([0, 0, 1, 1]), loss="triplet",
+                                                        mining="batch_hard", margin=0.2)))(same)
     assert np.all(np.isfinite(np.asarray(grad)))
 
 
@@ -169,6 +174,7 @@ def _short(c):
     c.train.steps = c.train.log_every_steps = c.eval.every_steps = c.checkpoint.every_steps = 2
     c.schedule.warmup_steps = 0
     c.eval.batch_size = 64
+    c.data.device_augment = ""  # the outputs' form is under test, not their quality
     return c
 
 
@@ -184,7 +190,9 @@ def runs(tmp_path_factory):
     c.train.batch_size, c.data.classes_per_batch = 40, 5  # 8 test devices: K = 8
     c.data.eval_split, c.task.episodes = "test", 20
     summary = loop.train(c, root / "siamese", show_progress=False)
-    loop.train(_short(lenet5_digits.get_config()), root / "lenet", show_progress=False)
+    lenet = _short(lenet5_digits.get_config())
+    lenet.data.eval_split = "test[:64]"
+    loop.train(lenet, root / "lenet", show_progress=False)
     index = siamese_digits.export_digits(str(root / "digits"), classes=(5, 6), split="test")
     return {"siamese": root / "siamese", "lenet": root / "lenet", "index": index,
             "summary": summary}
@@ -208,6 +216,17 @@ def test_embed_writes_unit_embeddings_and_files(runs, run, dim, tmp_path):
     assert list(saved["files"]) == files
     assert saved["embeddings"].shape == (len(files), dim)
     assert np.allclose(np.linalg.norm(saved["embeddings"], axis=1), 1.0, atol=1e-5)
+
+
+def test_predict_writes_the_embeddings_embed_does(runs, tmp_path):
+    folder = runs["index"] / "6"
+    assert launch.main(["predict", "--workdir", str(runs["siamese"]), "--input", str(folder),
+                        "--out", str(tmp_path / "pred")]) == 0
+    assert launch.main(["embed", "--workdir", str(runs["siamese"]), "--input", str(folder),
+                        "--out", str(tmp_path / "e.npz")]) == 0
+    predicted, embedded = np.load(tmp_path / "pred" / "embeddings.npz"), np.load(tmp_path / "e.npz")
+    assert list(predicted["files"]) == list(embedded["files"])
+    np.testing.assert_allclose(predicted["embeddings"], embedded["embeddings"], atol=1e-6)
 
 
 def test_retrieve_draws_the_nearest_images(runs, tmp_path, capsys):

@@ -26,8 +26,8 @@ def image_paths(path: str | Path) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         return image_files.input_paths(path)
-    found = sorted(p for p in path.rglob("*") if p.is_file()
-                   and p.suffix.lower() in image_files.EXTENSIONS and len(p.relative_to(path).parts) <= 2)
+    found = sorted(p for p in [*path.glob("*"), *path.glob("*/*")]
+                   if p.is_file() and p.suffix.lower() in image_files.EXTENSIONS)
     if not found:
         raise UserError(f"{path} holds no images ({', '.join(image_files.EXTENSIONS)}), directly "
                         "or in class sub-folders; give an image or a folder of images")
