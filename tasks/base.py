@@ -123,6 +123,13 @@ class Task:
     def samples_figure(self, batch: dict, outputs, path: Path) -> None:
         """`samples.png`: input, target and prediction for a few eval examples."""
 
+    def eval_pictures(self, defs, state, directory: Path, step: int) -> None:
+        """Pictures drawn into the run directory at every evaluation (a GAN's sample grid)."""
+
+    def final_pictures(self, defs, state, directory: Path) -> None:
+        """Pictures drawn once at the end of a run, beside `samples.png` (a GAN's latent
+        interpolation)."""
+
     def check_input(self, model, image: np.ndarray, path: Path) -> None:
         """Raises UserError when `image` (uint8 HWC) cannot go through the network."""
 
