@@ -5,6 +5,7 @@ from models import alexnet  # noqa: F401
 from models import autoencoder  # noqa: F401
 from models import cnn1d  # noqa: F401
 from models import densenet  # noqa: F401
+from models import dcgan  # noqa: F401
 from models import dncnn  # noqa: F401
 from models import fcn  # noqa: F401
 from models import googlenet  # noqa: F401

@@ -3,7 +3,8 @@
 A factory is a function `(*, num_classes, in_channels, rngs, **options) -> nnx.Module`; an
 image-to-image network (`output="image"`) takes no `num_classes`. A spec's `output` says what
 the network produces, so a task can refuse a network that does not fit it before anything is
-built: "class_logits" (B, K), "pixel_logits" (B, H', W', K) or "image" (B, H', W', C).
+built: "class_logits" (B, K), "pixel_logits" (B, H', W', K), "image" (B, H', W', C) or
+"gan" (a generator and discriminator pair, models/dcgan.py).
 "sample_logits" (B, T, K) are an autoregressive signal model's logits of sample t+1 over K
 quantisation levels at every step t (models/wavenet.py; its input is (B, T) int codes).
 `input_shape` is (H, W, C) for an image network and (T, C), samples by channels, for a 1-D one:
@@ -44,7 +45,7 @@ class UnknownModelError(ValueError):
     """Raised for a model name that is not registered; its message lists the known names."""
 
 
-OUTPUTS = ("class_logits", "pixel_logits", "image", "sample_logits", "grid_detections")
+OUTPUTS = ("class_logits", "pixel_logits", "image", "gan", "sample_logits", "grid_detections")
 
 
 def register(name: str, *, input_shape: tuple[int, ...], num_classes: int | None,

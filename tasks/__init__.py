@@ -23,6 +23,7 @@ TASKS = {
     "denoising": "tasks.reconstruction:Denoising",
     "autoencoder": "tasks.reconstruction:Autoencoder",
     "embedding": "tasks.embedding:Embedding",
+    "gan": "tasks.gan:GAN",
     "signal_classification": "tasks.signal_classification:SignalClassification",
     "next_sample": "tasks.next_sample:NextSample",
     "detection": "tasks.detection:Detection",
