@@ -148,9 +148,10 @@ def _checked(name: str) -> tuple[dict[str, list[tuple[Path, int]]], Layout]:
                                 f"({layout.length}, {layout.channels}); every signal of a "
                                 "dataset needs the same samples and channels: crop or pad them")
             if file_rate is not None and layout.sample_rate not in (None, file_rate):
+                source = first if rate is None else RATE_FILE
                 raise UserError(f"{path}: sample rate {file_rate} Hz, but the dataset's is "
-                                f"{layout.sample_rate} Hz ({first if rate is None else RATE_FILE}); "
-                                "resample it to that rate first")
+                                f"{layout.sample_rate} Hz ({source}); resample it to that "
+                                "rate first")
             if file_rate is not None and layout.sample_rate is None:
                 layout = dataclasses.replace(layout, sample_rate=file_rate)
         splits[split] = files

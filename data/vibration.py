@@ -208,7 +208,8 @@ def reference_bits(split: str = "test", levels: int = 256) -> dict[str, float]:
                 continue
             coded.append(codes)
             mean, std = clean / peak, p.noise / peak
-            prob = norm.cdf((bounds[codes + 1] - mean) / std) - norm.cdf((bounds[codes] - mean) / std)
+            prob = (norm.cdf((bounds[codes + 1] - mean) / std)
+                    - norm.cdf((bounds[codes] - mean) / std))
             oracle.append(-np.log2(np.maximum(prob, 1e-300)).mean())
     histogram = counts / counts.sum()
     return {"histogram": float(-np.log2(histogram[np.concatenate(coded)]).mean()),

@@ -47,7 +47,8 @@ class ResidualBlock(nnx.Module):
         self.skip = nnx.Linear(gate, skip, rngs=rngs)
 
     def gated(self, pre: jax.Array) -> jax.Array:
-        return jnp.tanh(pre[..., :self.gate_channels]) * jax.nn.sigmoid(pre[..., self.gate_channels:])
+        filters, gates = pre[..., :self.gate_channels], pre[..., self.gate_channels:]
+        return jnp.tanh(filters) * jax.nn.sigmoid(gates)
 
     def after_conv(self, x: jax.Array, pre: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(new residual stream, skip) from the dilated conv's output `pre`."""
@@ -97,10 +98,10 @@ class WaveNet(nnx.Module):
         """The logits from (B, T, K) one-hot (or any real) input vectors: differentiable in
         the input, for the causality test."""
         x = self.input_conv(one_hot)
-        skips = 0.0
+        skips = None
         for block in self.blocks:
             x, skip = block(x)
-            skips = skips + skip
+            skips = skip if skips is None else skips + skip
         return self.head(skips)
 
 
@@ -178,11 +179,11 @@ def _queued(graph, state, prime, n, key, temperature):
         code = jnp.where(t - 1 < p, prime[:, jnp.minimum(t - 1, p - 1)], previous)
         taps, q_in = _read_write(queues["input"], model.input_conv, t - 1, model.one_hot(code))
         x = model.input_conv.apply_taps(taps)
-        skips, q_blocks = 0.0, []
+        skips, q_blocks = None, []
         for block, queue in zip(model.blocks, queues["blocks"]):
             taps, queue = _read_write(queue, block.dilated, t - 1, x)
             x, skip = block.from_taps(x, taps)
-            skips = skips + skip
+            skips = skip if skips is None else skips + skip
             q_blocks.append(queue)
         drawn = _draw(key, t, model.head(skips), temperature).astype(prime.dtype)
         return ({"input": q_in, "blocks": q_blocks}, drawn), drawn

@@ -172,7 +172,8 @@ def check_forward_backward(name: str, side: int, abstract: bool = False, **optio
     build = lambda: models.create(name, num_classes=7, **options)
     model = nnx.eval_shape(build) if abstract else build()
     model.train()
-    shape = (2, side, side, models.spec(name).input_shape[2])
+    spec_shape = models.spec(name).input_shape  # (H, W, C), or (T, C) for a 1-D net
+    shape = (2, side, side, spec_shape[-1]) if len(spec_shape) == 3 else (2, side, spec_shape[-1])
     x = (jax.ShapeDtypeStruct(shape, jnp.float32) if abstract
          else jax.random.normal(jax.random.key(0), shape))
     loss, logits, _, grads = forward_backward(model, x, jnp.array([3, 5]), abstract=abstract)

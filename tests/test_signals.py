@@ -6,7 +6,6 @@ two signal tasks trained end to end through `launch.py train`'s loop."""
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -133,7 +132,7 @@ def test_a_signal_folder_reads_its_classes_and_signals(tmp_path):
 
 
 @pytest.mark.parametrize("bad, expected", [
-    (lambda d: np.save(d / "x.npy", np.zeros((1, 256), np.float32)), "looks like channels x samples"),
+    (lambda d: np.save(d / "x.npy", np.zeros((1, 256), np.float32)), "channels x samples"),
     (lambda d: np.save(d / "x.npy", np.zeros((300, 1), np.float32)), "needs the same samples"),
     (lambda d: np.save(d / "x.npy", np.zeros((256, 1, 2), np.float32)), "is not a signal of T"),
     (lambda d: (d / "x.npy").write_bytes(b"not an array"), "cannot read"),
@@ -214,7 +213,8 @@ def test_signal_classification_standardises_crops_and_refuses_images(tmp_path):
     np.testing.assert_allclose(example["signal"].std(), 1, atol=1e-4)
     window = task.train_example(example, np.random.default_rng(0))["signal"]
     assert window.shape == (100, 1)
-    np.testing.assert_array_equal(task.eval_example(example, 0)["signal"], example["signal"][78:178])
+    centred = task.eval_example(example, 0)["signal"]
+    np.testing.assert_array_equal(centred, example["signal"][78:178])
     c.data.augment = "flip_lr"
     with pytest.raises(UserError, match="image operations"):
         tasks.create(c, data.info).check()

@@ -148,7 +148,8 @@ def main(argv: list[str]) -> int:
     if plot is not None:
         _plot(record, prime, c, info, plot)
     print(f"{args.count} signal(s) of {args.n} samples from {c.model.name} (checkpoint "
-          f"{args.checkpoint}, step {step}), {line}: wrote {out}" + (f" and {plot}" if plot else ""))
+          f"{args.checkpoint}, step {step}), {line}: wrote {out}"
+          + (f" and {plot}" if plot else ""))
     return 0
 
 
