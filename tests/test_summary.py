@@ -25,7 +25,7 @@ def _sheet_json(capsys, *argv) -> dict:
 def test_lenet5_sheet_matches_the_hand_count(capsys):
     sheet = _sheet_json(capsys, "lenet5", "--json")
     rows = {row["name"]: row for row in sheet["layers"]}
-    assert list(rows) == ["c1", "pool#1", "c3", "pool#2", "c5", "f6", "out"]  # pool is reused
+    assert list(rows) == ["c1", "pool#1", "c3", "pool#2", "c5", "f6", "head"]  # pool is reused
 
     # Convolutions: 2 FLOPs per multiply-add at every output, plus 1 per output for the bias.
     # Average pooling 2x2: 3 adds and 1 divide per output.
@@ -36,7 +36,7 @@ def test_lenet5_sheet_matches_the_hand_count(capsys):
         "pool#2": ((5, 5, 16), 0, 5 * 5 * 16 * 3 + 5 * 5 * 16),
         "c5": ((1, 1, 120), 5 * 5 * 16 * 120 + 120, 120 * (5 * 5 * 16) * 2 + 120),
         "f6": ((84,), 120 * 84 + 84, 84 * 120 * 2 + 84),
-        "out": ((10,), 84 * 10 + 10, 10 * 84 * 2 + 10),
+        "head": ((10,), 84 * 10 + 10, 10 * 84 * 2 + 10),
     }
     for name, (shape, params, flops) in hand.items():
         assert (tuple(rows[name]["output_shape"]), rows[name]["params"], rows[name]["flops"]) \
