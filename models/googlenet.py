@@ -78,7 +78,7 @@ class AuxHead(nnx.Module):
         self.fc2 = nnx.Linear(1024, num_classes, kernel_init=kernel_init, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.paper_pool and min(x.shape[1:3]) >= 5:  # static shapes: the paper's pool where it fits
+        if self.paper_pool and min(x.shape[1:3]) >= 5:  # static shapes: the paper's pool, if it fits
             x = self.pool(x)
         x = self.conv(self.resize(x))
         x = self.act(self.fc1(x.reshape(x.shape[0], -1)))

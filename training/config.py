@@ -33,6 +33,11 @@ def base_config() -> ml_collections.ConfigDict:
         "masking_fraction": 0.25,
     })
 
+    # The device mesh (training/mesh.py): sizes of its axes, one may be -1 (the devices left).
+    # data: batch split; fsdp: batch split and state sharded; model: the large dense layers
+    # split (tensor parallelism). Where each state leaf goes: training/sharding.py's RULES.
+    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "model": 1})
+
     # Fields beside `name` are passed to the model's factory as options (act, norm, ...).
     c.model = ml_collections.ConfigDict({
         "name": "lenet5",

@@ -131,16 +131,14 @@ def parity(name: str, tensors: dict[str, np.ndarray], model, sizes=CHECK_SIZES,
         from benchmarks import torchvision_twins
     except ImportError:
         raise UserError("--check needs PyTorch: `uv sync --group bench` installs it") from None
-    twin = torchvision_twins.build(name, num_classes=tv_classes(tensors, name))
+    from models.weights import torchvision as tv
+
+    twin = torchvision_twins.build(name, num_classes=tv.num_classes(tensors, name))
+    # The names were checked against convjax's network already; num_batches_tracked may be
+    # absent from a converted file, hence not strict.
     twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()},
                          strict=False)
     return compare(twin.eval(), model, sizes, seed)
-
-
-def tv_classes(tensors, name: str) -> int:
-    from models.weights import torchvision as tv
-
-    return tv.num_classes(tensors, name)
 
 
 def compare(twin, model, sizes, seed: int = 0) -> dict[int, float]:
