@@ -216,7 +216,7 @@ class Detection(base.Task):
         self.require(0 < self.nms_iou <= 1, "task.nms_iou must be in (0, 1]")
 
     def metric_names(self) -> list[str]:
-        return (["loss", *LOSS_TERMS, "map50"] + [f"ap50/{n}" for n in self.class_names])
+        return ["loss", *LOSS_TERMS, "map50"] + [f"ap50/{n}" for n in self.class_names]
 
     def model_kwargs(self) -> dict:
         return {"in_channels": self.info.in_channels, "num_classes": self.num_classes,
@@ -233,7 +233,7 @@ class Detection(base.Task):
     def _targets(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> dict:
         if len(boxes) > self.max_objects:
             raise UserError(f"a scene holds {len(boxes)} objects, more than task.max_objects="
-                             f"{self.max_objects}; raise task.max_objects")
+                            f"{self.max_objects}; raise task.max_objects")
         return {"image": image, **encode_targets(boxes, labels, self.grid_size, self.max_objects)}
 
     def train_example(self, example: dict, rng: np.random.Generator) -> dict:
