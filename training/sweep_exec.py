@@ -44,6 +44,8 @@ def run_one(sweep_dir: str, name: str) -> dict:
                                  show_progress=False)
             finished = summary["steps"] == config.train.steps or summary.get("early_stopped")
             outcome = {"status": "done" if finished else "stopped"}
+            if "stopped_by" in summary:  # SIGTERM/SIGINT: the loop saved a checkpoint and returned
+                outcome["stopped_by"] = summary["stopped_by"]
     except Exception as err:  # noqa: BLE001: one run's failure must not stop the sweep
         log = root / LOGS / f"{name}.traceback.txt"
         log.parent.mkdir(exist_ok=True)
@@ -76,9 +78,20 @@ def execute(root: Path, flags) -> dict[str, dict]:
     if flags.executor == "slurm":
         return submit(root, names, cluster="slurm", parallel=flags.parallel, flags=flags)
     if flags.parallel == 1:
-        return {name: _announced(i, len(names), name, lambda n=name: run_one(str(root), n))
-                for i, name in enumerate(names, 1)}
+        return run_serial(root, names)
     return run_parallel(root, names, flags.parallel)
+
+
+def run_serial(root: Path, names: list[str]) -> dict[str, dict]:
+    """One run after another in this process; a signal that stopped a run stops the sweep."""
+    outcomes = {}
+    for i, name in enumerate(names, 1):
+        outcomes[name] = _announced(i, len(names), name, lambda n=name: run_one(str(root), n))
+        if "stopped_by" in outcomes[name]:
+            for rest in names[i:]:
+                outcomes[rest] = {"status": "stopped", "stopped_by": outcomes[name]["stopped_by"]}
+            break
+    return outcomes
 
 
 def _announced(i: int, n: int, name: str, run) -> dict:
