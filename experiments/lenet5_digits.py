@@ -25,6 +25,7 @@ Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 80
           before); train steps/s 4.40 -> 6.50 (+48%) under the heavier load; first-step
           time (`compile_s`) 72.9 -> 49.1 s first launch, 15.2 s second. Time it on a quiet
           machine for the wall-clock figure (the goal: under 20 s).
+          (benchmarks/results/default_experiment_cpu_2core.json)
           The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
           600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.
 """
