@@ -23,9 +23,10 @@ ITEMS = ("state", "data", "config")
 def manager(directory: Path, *, keep: int, best_metric: str, best_mode: str):
     best = policies.BestN(get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min",
                           n=1, keep_checkpoints_without_metrics=False)
+    # best_fn too, not only the policy: `best_step()` ranks by it (without it, it is the latest).
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policies.AnyPreservationPolicy([policies.LatestN(keep), best]),
-        enable_async_checkpointing=True)
+        best_fn=lambda m: m[best_metric], best_mode=best_mode, enable_async_checkpointing=True)
     return ocp.CheckpointManager(directory.absolute(), options=options, item_names=ITEMS)
 
 

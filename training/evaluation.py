@@ -13,13 +13,13 @@ def evaluate_run(workdir: Path, c, which: str, samples: Path | None = None):
     """(metrics, checkpoint step) of the run in `workdir`, with its config `c` (data and eval
     fields possibly overridden), on c's eval set; with `samples`, the task's picture of the
     first eval examples there."""
-    mesh = mesh_lib.make_mesh()
-    config_lib.validate(c, mesh.devices.size)
+    mesh = mesh_lib.make_mesh(c.get("mesh", {}) and c.mesh.to_dict())
+    config_lib.validate(c, mesh_lib.batch_devices(mesh))
     data = inputs_lib.open_data(c, train=False)
     task = loop.build_task(c, data)
     defs, state, step = run_dir.restore(workdir, c, task, which)
     state = mesh_lib.put_state(state, mesh)
-    _, eval_step = loop.compile_steps(task, defs, optim.make_optimizer(c), mesh)
+    _, eval_step = loop.compile_steps(task, defs, optim.make_optimizer(c), mesh, state)
     inputs = loop.build_inputs(c, data, task, mesh.devices.size)
     values = loop.evaluate(eval_step, state, inputs, task, c, mesh)
     if samples is not None:

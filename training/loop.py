@@ -123,12 +123,14 @@ def build_inputs(c: ml_collections.ConfigDict, data: inputs_lib.Data, task: task
                                    eval_sizes_vary=task.eval_sizes_vary())
 
 
-def compile_steps(task: tasks.Task, defs, tx, mesh):
-    """(train step, eval step), jitted over `mesh`: the task's own, or the generic ones."""
+def compile_steps(task: tasks.Task, defs, tx, mesh, state=None):
+    """(train step, eval step), jitted over `mesh` with `state` placed by the sharding rules:
+    the task's own, or the generic ones."""
     steps = task.make_steps(defs, tx) or (
         step_lib.make_task_train_step(defs, tx, task, skip_nonfinite=task.c.train.skip_nonfinite),
         step_lib.make_task_eval_step(defs, task))
-    return mesh_lib.compile_train_step(steps[0], mesh), mesh_lib.compile_eval_step(steps[1], mesh)
+    return (mesh_lib.compile_train_step(steps[0], mesh, state),
+            mesh_lib.compile_eval_step(steps[1], mesh, state))
 
 
 def _announce(progress, c, state, data: inputs_lib.Data, inputs: inputs_lib.Inputs,
@@ -150,8 +152,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
           show_progress: bool = True) -> dict:
     """Trains (or resumes) the run in `workdir`; returns the summary written there."""
     started = time.perf_counter()
-    mesh = mesh_lib.make_mesh()
-    config_lib.validate(c, mesh.devices.size)
+    mesh = mesh_lib.make_mesh(c.mesh.to_dict())
+    config_lib.validate(c, mesh_lib.batch_devices(mesh))
     transfer.adopt_source_options(c)  # model.init_from: the source run's network
     check_workdir(workdir)
     resume = check_resumable(workdir, c)
@@ -167,7 +169,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     defs, state = initial_state(task, model, tx, c.seed)
     defs, state = transfer.prepare(c, defs, state)  # init_from, new_head, frozen layers
     state = mesh_lib.put_state(state, mesh)
-    train_step, eval_step = compile_steps(task, defs, tx, mesh)
+    train_step, eval_step = compile_steps(task, defs, tx, mesh, state)
     inputs = build_inputs(c, data, task, mesh.devices.size)
     val_inputs = None if val_source is None else build_inputs(
         c, dataclasses.replace(data, train_source=None, eval_source=val_source), task,
