@@ -61,3 +61,20 @@ def restore_state(mngr, step: int, abstract_state):
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     return mngr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target))).state
+
+
+MODEL_FIELDS = ("params", "batch_stats", "rest")
+
+
+def restore_model(mngr, step: int, abstract_state):
+    """`abstract_state` with the model's fields (params, BatchNorm statistics, the rest) of
+    checkpoint `step`: what evaluation, prediction and analysis need. The optimizer state is not
+    read, so a run whose optimizer state has another layout (saved by an older convjax, or with
+    another optimizer) still evaluates."""
+    target = {k: jax.tree.map(ocp.utils.to_shape_dtype_struct, getattr(abstract_state, k))
+              for k in MODEL_FIELDS}
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True))).state
+    return abstract_state.replace(**{k: restored[k] for k in MODEL_FIELDS})
+

@@ -79,7 +79,7 @@ def restore(workdir: Path, c: ml_collections.ConfigDict, task: tasks.Task, which
                               best_mode=mode)
     try:
         step = checkpoint_step(mngr, which, workdir)
-        state = checkpoint.restore_state(mngr, step, state)
+        state = checkpoint.restore_model(mngr, step, state)
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise UserError(f"cannot restore checkpoint {which} of {workdir}: {one_line(err)}; the "
                         "checkpoint does not fit this run's model") from None
