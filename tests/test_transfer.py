@@ -13,14 +13,14 @@ from training import config as config_lib, import_cli, loop, run_dir, transfer
 
 
 def tiny_bn_config():
-    """A one-block-per-stage ResNet-20 (BatchNorm everywhere) on 16x16 digits, 4 steps."""
+    """A one-block-per-stage ResNet-20 (BatchNorm everywhere) on 16x16 digits, 2 steps."""
     c = config_lib.base_config()
     c.model.name = "resnet20_cifar"
     with c.model.unlocked():
         c.model.width, c.model.depths = 0.25, (1, 1, 1)
     c.data.image_size = 16
-    c.train.steps, c.train.batch_size, c.train.log_every_steps = 4, 16, 2
-    c.eval.every_steps = c.checkpoint.every_steps = 4
+    c.train.steps, c.train.batch_size, c.train.log_every_steps = 2, 16, 1
+    c.eval.every_steps = c.checkpoint.every_steps = 2
     c.eval.batch_size = 64
     c.optimizer.lr = 0.1  # large steps: anything not frozen visibly moves
     return c
@@ -51,7 +51,7 @@ def test_frozen_backbone_and_its_batchnorm_stay_bit_identical(tmp_path):
     loop.train(c, tmp_path / "transfer", show_progress=False)
     task = tasks.create(c, run_dir.saved_data_info(tmp_path / "transfer"))
     _, after, step = run_dir.restore(tmp_path / "transfer", c, task, "latest")
-    assert step == 4
+    assert step == 2
     before_p, after_p = flat(source.params), flat(after.params)
     for name, value in after_p.items():
         if name.startswith("head."):
