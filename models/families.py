@@ -1,6 +1,7 @@
 """Imports every model family so that its networks register themselves (`models/__init__.py`
 imports this module right after the registry)."""
 
+from models import airbench  # noqa: F401
 from models import alexnet  # noqa: F401
 from models import autoencoder  # noqa: F401
 from models import cnn1d  # noqa: F401

@@ -21,7 +21,7 @@ from flax import nnx
 
 from data import pipeline, preprocess
 from data.augment import hook as augment_hook
-from tasks import base, pictures
+from tasks import base, pictures, tta
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
@@ -130,7 +130,8 @@ class Classification(base.Task):
         return loss, {"logits": logits, "per_example": per_example}
 
     def eval_outputs(self, model, batch: dict):
-        logits = model(batch["image"])
+        tta_mode = (self.c.get("eval") or {}).get("tta", "none")  # eval.tta (tasks/tta.py)
+        logits = tta.logits(model, batch["image"], tta_mode)
         return {"logits": logits,
                 "per_example": cross_entropy(logits, batch["label"], self.num_classes, 0.0)}
 

@@ -115,6 +115,7 @@ def base_config() -> ml_collections.ConfigDict:
         "every_steps": 500,
         "batch_size": 256,
         "prefix": "test",        # metric names: test/loss, test/accuracy, test/miou, ...
+        "tta": "none",           # classifiers: none, flip, flip_translate (tasks/tta.py)
     })
 
     c.checkpoint = ml_collections.ConfigDict({
@@ -193,6 +194,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
              f"unknown train.adversarial {t.adversarial!r}; choose none, fgsm or pgd")
     _require(t.dtype in ("float32", "bfloat16", "float16"),
              f"unknown train.dtype {t.dtype!r}; choose float32, bfloat16 or float16")
+    tta = c.eval.get("tta", "none")  # a run saved before the field existed
+    _require(tta in ("none", "flip", "flip_translate"),
+             f"unknown eval.tta {tta!r}; choose none, flip or flip_translate")
 
 
 def _validate_callbacks(c: ml_collections.ConfigDict) -> None:

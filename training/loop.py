@@ -23,7 +23,7 @@ import tasks
 from data import inputs as inputs_lib
 from errors import UserError
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
-from training import callbacks, transfer
+from training import callbacks, data_init, transfer
 from training import precision, record, state as state_lib, step as step_lib
 from training.faults import RunLock, StopRequest, check_workdir
 from training.health import HEALTH, HealthWatch
@@ -164,6 +164,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     data, val_source = callbacks.carve_validation(c, data)  # data.val_split
     task = build_task(c, data)
     model = build_model(c, task)
+    data_init.fit_model_to_data(model, data.train_source, task.decode)  # airbench whitening
 
     tx = optim.make_optimizer(c)
     defs, state = initial_state(task, model, tx, c.seed)
