@@ -42,6 +42,11 @@ def _embedded_builders() -> dict:
             "vibration": Vibration}
 
 
+def is_embedded(name: str) -> bool:
+    """One of the datasets convjax builds itself, prepared on first use."""
+    return name.split(":")[0].split("/")[0] in _embedded_builders()
+
+
 def is_local(name: str) -> bool:
     """A dataset read straight from the user's files (`folder:`, `seg:`, `images:`)."""
     return (folder.is_folder(name) or seg_folder.is_seg(name) or image_folder.is_images(name)

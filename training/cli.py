@@ -1,5 +1,5 @@
 """`launch.py train [--config FILE] [--workdir DIR] [--config.FIELD=VALUE ...] [--stop_after N]
-[--distributed]`.
+[--distributed [--coordinator HOST:PORT --num-processes N --process-id I]]`.
 
 Flags are parsed by absl + ml_collections' config_flags (the library's own override syntax and
 type checks); every parsing mistake becomes a one-line UserError. `model.*` fields are the
@@ -33,7 +33,13 @@ def parse(argv: list[str], prog: str = "launch.py train"):
                          flag_values=fv)
     flags.DEFINE_bool("distributed", False, "multi-host: call jax.distributed.initialize() first",
                       flag_values=fv)
-    argv, model_options = _split_model_options(argv)
+    flags.DEFINE_string("coordinator", None, "with --distributed: HOST:PORT of process 0",
+                        flag_values=fv)
+    flags.DEFINE_integer("num_processes", None, "with --distributed: how many processes",
+                         flag_values=fv)
+    flags.DEFINE_integer("process_id", None, "with --distributed: this process's index",
+                         flag_values=fv)
+    argv, model_options = _split_model_options([_flag_spelling(a) for a in argv])
     try:
         # sys_argv: config_flags reads the overrides from it (default: the real sys.argv).
         config_flags.DEFINE_config_file(
@@ -55,6 +61,16 @@ def parse(argv: list[str], prog: str = "launch.py train"):
     except (AttributeError, KeyError, TypeError, ValueError, OSError) as err:
         raise UserError(f"bad --config or override: {one_line(err)}") from None
     return config, fv
+
+
+# The multi-host flags are spelled as JAX's and SLURM's documentation spell them; absl's names
+# take underscores.
+HYPHENATED = {"--num-processes": "--num_processes", "--process-id": "--process_id"}
+
+
+def _flag_spelling(arg: str) -> str:
+    name, eq, value = arg.partition("=")
+    return HYPHENATED.get(name, name) + eq + value
 
 
 def _split_model_options(argv: list[str]) -> tuple[list[str], dict]:
@@ -94,9 +110,11 @@ def default_workdir(config_path: str, model: str) -> Path:
 def main(argv: list[str]) -> int:
     config, fv = parse(argv)
     if fv.distributed:
-        import jax
+        from training import distributed
 
-        jax.distributed.initialize()
+        distributed.initialize(fv.coordinator, fv.num_processes, fv.process_id)
+    elif fv.coordinator or fv.num_processes is not None or fv.process_id is not None:
+        raise UserError("--coordinator, --num-processes and --process-id need --distributed")
     from training import loop  # after parsing: `--help` and bad flags answer without loading jax
 
     if fv.stop_after is not None and fv.stop_after < 1:

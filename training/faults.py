@@ -48,7 +48,11 @@ class RunLock:
         self.path = workdir / self.FILE
 
     def acquire(self) -> "RunLock":
-        if self.key in self._held:
+        import jax
+
+        # Only process 0 writes the run's records; the others of a multi-host run share its
+        # directory (and Orbax coordinates their checkpoint writes).
+        if self.key in self._held or jax.process_index() != 0:
             return self
         file = open(self.path, "a+")
         try:

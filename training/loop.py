@@ -23,7 +23,7 @@ import tasks
 from data import inputs as inputs_lib
 from errors import UserError
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
-from training import callbacks, data_init, transfer
+from training import callbacks, data_init, distributed, transfer
 from training import precision, record, state as state_lib, step as step_lib
 from training.faults import RunLock, StopRequest, check_workdir
 from training.health import HEALTH, HealthWatch
@@ -134,12 +134,15 @@ def compile_steps(task: tasks.Task, defs, tx, mesh, state=None):
 
 
 def _announce(progress, c, state, data: inputs_lib.Data, inputs: inputs_lib.Inputs,
-              devices: int, workdir: Path, resumed_at: int | None) -> None:
-    """The run's opening lines: task, network, devices, directory; how labels were read and
-    class counts, when known."""
+              mesh, workdir: Path, resumed_at: int | None) -> None:
+    """The run's opening lines: task, network, devices and mesh, directory; a GPU JAX does not
+    use; how labels were read and class counts, when known."""
     progress.message(f"{c.task.name}, {c.model.name}: {state_lib.count_params(state.params):,} "
-                     f"parameters, {devices} device(s), run directory {workdir}"
+                     f"parameters, {distributed.devices_line()}, mesh {dict(mesh.shape)}, "
+                     f"run directory {workdir}"
                      + (f", resumed at step {resumed_at}" if resumed_at is not None else ""))
+    if (warning := distributed.gpu_unused_warning()) is not None:
+        progress.message(warning)
     if data.info.description:
         progress.message(data.info.description)
     if inputs.class_counts is not None:
@@ -160,6 +163,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     # An existing directory is locked before anything is built, so a second launch on a run in
     # progress is refused at once; a new one is locked when it is created, below.
     lock = RunLock(workdir).acquire() if workdir.is_dir() else None
+    distributed.prepare_data_once(c)
     data = inputs_lib.open_data(c)
     data, val_source = callbacks.carve_validation(c, data)  # data.val_split
     task = build_task(c, data)
@@ -203,7 +207,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     run_record.start(c.to_json(indent=2), resumed_at)
     run_record.write_json(DATA_INFO, dataclasses.asdict(task.info))
     progress = ProgressReporter(c.train.steps, resumed_at or 0, enabled=show_progress and is_main)
-    _announce(progress, c, state, data, inputs, mesh.devices.size, workdir, resumed_at)
+    _announce(progress, c, state, data, inputs, mesh, workdir, resumed_at)
 
     def eval_all(state):
         values = evaluate(eval_step, state, inputs, task, c, mesh)

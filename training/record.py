@@ -55,6 +55,7 @@ def environment() -> dict:
         "python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
         "backend": jax.default_backend(), "process_count": jax.process_count(),
         "devices": [str(d) for d in jax.devices()],
+        "device_kinds": sorted({d.device_kind for d in jax.devices()}),
         "git_commit": commit.strip() if commit else None,
         "git_dirty": bool(diff), "git_diff": diff or "",
         "command": sys.argv,
