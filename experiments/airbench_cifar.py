@@ -38,7 +38,12 @@ mirrored digit is another symbol), measured with the 2 CPU cores shared by other
         --config.eval.tta=none --config.train.batch_size=256 --config.train.steps=60 \
         --config.schedule.warmup_steps=14 --config.eval.every_steps=60 \
         --config.checkpoint.every_steps=60
-Result:   see the report of the run below.
+Result:   test accuracy 99.72% (359/360), test loss 0.242 at step 60 (10.7 epochs of the 1,437
+          training digits; train loss 0.881 against smoothing 0.2's floor of 0.867), seed 0,
+          1,962,120 parameters (grey input: 8 whitening channels); 636 s from command to exit
+          (42 s compiling, 0.10 steps/s) with the 2 cores shared by other jobs (load average
+          6-13), before the pooling became a reshape + max (same forward, faster gradient).
+          This checks that the recipe trains end to end here; it says nothing about CIFAR.
 """
 
 from training.config import base_config

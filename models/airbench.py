@@ -86,6 +86,15 @@ class PatchWhitening(nnx.Module):
         return y + self.bias[...].astype(x.dtype)
 
 
+def max_pool(x: jax.Array, k: int) -> jax.Array:
+    """k x k max pool with stride k (a ragged edge dropped, as VALID pooling does), written as a
+    reshape and a max: XLA's CPU gradient of `nnx.max_pool` (select-and-scatter) made the
+    whole train step 1.4x slower (2.5 s against 1.75 s at batch 128, measured on 2 cores)."""
+    b, h, w, c = x.shape
+    x = x[:, :h // k * k, :w // k * k].reshape(b, h // k, k, w // k, k, c)
+    return x.max(axis=(2, 4))
+
+
 class ConvGroup(nnx.Module):
     """conv > max pool > BN > GELU > conv > BN > GELU, halving the side."""
 
@@ -97,7 +106,7 @@ class ConvGroup(nnx.Module):
         self.conv2, self.norm2 = conv(c_out, c_out), norm(c_out)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nnx.max_pool(self.conv1(x), (2, 2), strides=(2, 2))
+        x = max_pool(self.conv1(x), 2)
         x = nnx.gelu(self.norm1(x), approximate=False)
         return nnx.gelu(self.norm2(self.conv2(x)), approximate=False)
 
@@ -127,7 +136,7 @@ class Airbench(nnx.Module):
         x = nnx.gelu(self.whiten(x), approximate=False)
         for group in self.groups:
             x = group(x)
-        x = nnx.max_pool(x, (3, 3), strides=(3, 3))
+        x = max_pool(x, 3)
         return x.reshape(x.shape[0], -1)
 
     def __call__(self, x: jax.Array) -> jax.Array:
