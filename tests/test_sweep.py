@@ -2,6 +2,7 @@
 finished run is recognised (so a stopped sweep continues)."""
 
 import json
+import os
 
 import pytest
 
@@ -110,6 +111,8 @@ def get_sweep():
 '''
 
 
+@pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"),
+                    reason="four runs, then four submitit processes (.ci/run runs it)")
 def test_interrupted_sweep_skips_finished_resumes_the_rest_and_survives_a_failure(tmp_path):
     """Four runs, stopped at step 4 as if preempted: the 4-step run finishes, two stop half
     way, one fails without stopping the others. The rerun (through submitit's local executor,
