@@ -45,7 +45,8 @@ class UnknownModelError(ValueError):
     """Raised for a model name that is not registered; its message lists the known names."""
 
 
-OUTPUTS = ("class_logits", "pixel_logits", "image", "gan", "sample_logits", "grid_detections")
+OUTPUTS = ("class_logits", "pixel_logits", "image", "gan", "sample_logits",
+           "grid_detections")
 
 
 def register(name: str, *, input_shape: tuple[int, ...], num_classes: int | None,

@@ -22,10 +22,10 @@ TASKS = {
     "super_resolution": "tasks.reconstruction:SuperResolution",
     "denoising": "tasks.reconstruction:Denoising",
     "autoencoder": "tasks.reconstruction:Autoencoder",
-    "embedding": "tasks.embedding:Embedding",
-    "gan": "tasks.gan:GAN",
     "signal_classification": "tasks.signal_classification:SignalClassification",
     "next_sample": "tasks.next_sample:NextSample",
+    "embedding": "tasks.embedding:Embedding",
+    "gan": "tasks.gan:GAN",
     "detection": "tasks.detection:Detection",
 }
 
