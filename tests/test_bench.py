@@ -5,6 +5,7 @@ it documents. No timing is asserted: speed claims live in benchmarks/, as ratios
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from flax import nnx
@@ -40,6 +41,7 @@ def test_torch_twin_trains_one_step():
     assert tuple(logits.shape) == (2, 10)
 
 
+@pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"), reason="the whole harness with its PyTorch twin (.ci/run runs it)")
 def test_harness_runs_lenet5_end_to_end_and_writes_its_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["--models", "lenet5", "--batch", "8", "--steps", "2", "--rounds", "1",

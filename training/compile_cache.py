@@ -11,11 +11,9 @@ A `JAX_COMPILATION_CACHE_DIR` set by the user wins over both (JAX's own setting)
 keyed by JAX on the program, the JAX/XLA versions, the devices and XLA's flags, so a stale
 entry is never used; deleting the directory is always safe.
 
-`enable()` sets JAX's options through their environment variables when JAX is not imported
-yet (so `--help` and bad flags still answer without loading JAX), before the first
-compilation. Called after JAX is imported (`launch.main` from Python) it only sets the
-directory through `jax.config`, keeping JAX's 1 s threshold (JAX reads the directory at its
-first compilation, so in a process that already compiled it changes nothing).
+`enable()` sets JAX's options through their environment variables before JAX is imported (so
+`--help` and bad flags still answer without loading JAX), hence before the first compilation.
+Called after JAX is imported (`launch.main` from Python) it does nothing.
 """
 
 from __future__ import annotations
@@ -50,13 +48,11 @@ def enable() -> Path | None:
         # eager programs (0.03-0.5 s each) that together cost seconds at every launch.
         "jax_persistent_cache_min_compile_time_secs": 0.0,
     }
+    if "jax" in sys.modules:
+        # Called from Python (tests, a notebook) after JAX was imported: that process keeps its
+        # own settings. Switching a running JAX to a cache shared with other processes is what
+        # a launch never does, and in-process test workers sharing one cache crashed in XLA.
+        return None
     options = {k: v for k, v in options.items() if k.upper() not in os.environ}  # user's win
-    if "jax" in sys.modules:  # called from Python (tests, a notebook): JAX's own threshold
-        import jax
-
-        options.pop("jax_persistent_cache_min_compile_time_secs", None)
-        for name, value in options.items():
-            jax.config.update(name, value)
-    else:
-        os.environ.update({name.upper(): str(value) for name, value in options.items()})
+    os.environ.update({name.upper(): str(value) for name, value in options.items()})
     return path
