@@ -3,6 +3,7 @@ specified; the validation split is fixed and disjoint from train; a run stopped 
 resumes to the same stop and the same weights, which `launch.py reproduce` confirms."""
 
 import json
+import os
 
 import jax.numpy as jnp
 import optax
@@ -103,6 +104,7 @@ def early_stopping_config(tiny_config):
     return c
 
 
+@pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"), reason="three short runs (.ci/run runs it)")
 def test_run_stopped_mid_patience_resumes_exactly_and_reproduces(early_stopping_config, tmp_path):
     from training import loop, reproduce_cli
 

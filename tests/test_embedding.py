@@ -2,6 +2,8 @@
 hand computations, episodes are seeded, recall on a hand-made set, P x K batches are balanced
 and resume, class splits, and what `launch.py embed` and `retrieve` write and refuse."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -182,6 +184,8 @@ def _short(c):
 def runs(tmp_path_factory):
     """A 2-step embedding run (digits 0-4 in P x K batches, evaluated on 5-9) and a 2-step
     LeNet-5 classifier, with an index folder of digit images."""
+    if not os.environ.get("CONVJAX_HEAVY"):
+        pytest.skip("trains an embedding run and a classifier (.ci/run's heavy stage runs it)")
     from experiments import lenet5_digits, siamese_digits
     from training import loop
 

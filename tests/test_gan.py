@@ -2,6 +2,7 @@
 it claims to be, and `launch.py sample` writes what it says or answers in one line."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -149,6 +150,8 @@ def test_up_convolution_equals_flax_transposed_convolution():
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
     """A two-step conditional run through the trainer (FID's LeNet-5 trained for 20 steps)."""
+    if not os.environ.get("CONVJAX_HEAVY"):
+        pytest.skip("trains a GAN run and FID's LeNet-5 (.ci/run's heavy stage runs it)")
     workdir = tmp_path_factory.mktemp("gan") / "run"
     summary = loop.train(_tiny(get_config(), conditional=True), workdir, show_progress=False)
     return workdir, summary

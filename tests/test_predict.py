@@ -4,6 +4,7 @@ formats), and bad input answered in one line with nothing written.
 Each task gets one short run on data the test makes (a few steps: the outputs' form is under
 test, not their quality)."""
 
+import os
 import csv
 import json
 
@@ -66,6 +67,8 @@ def _task_config(name, folders):
 
 @pytest.fixture(scope="module")
 def runs(folders, tmp_path_factory):
+    if not os.environ.get("CONVJAX_HEAVY"):
+        pytest.skip("trains a run of every task (.ci/run's heavy stage runs it)")
     root = tmp_path_factory.mktemp("runs")
     made = {}
     for name in ("classification", "segmentation", "super_resolution", "denoising",

@@ -3,6 +3,7 @@ queued generation equal to naive generation, mu-law, the vibration generator (de
 its fault frequencies in the envelope spectrum), `signals:` folders and their errors, and the
 two signal tasks trained end to end through `launch.py train`'s loop."""
 
+import os
 import dataclasses
 
 import jax
@@ -164,6 +165,7 @@ def _signal_config(task, data):
     return c
 
 
+@pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"), reason="a WaveNet run, then generation (.ci/run runs it)")
 def test_a_wavenet_trains_on_a_signal_folder_and_generates_from_its_run(tmp_path, capsys):
     from training import generate_cli, loop
 
