@@ -107,7 +107,8 @@ def test_a_gap_to_xla_is_noted_with_its_cause():
 @pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"),
                     reason="compiles every registered net twice (~5 min on 2 cores); "
                            "set CONVJAX_HEAVY=1")
-@pytest.mark.parametrize("name", models.names())
+# A GAN's two players are two networks with two inputs: the sheet describes one of one.
+@pytest.mark.parametrize("name", [n for n in models.names() if models.spec(n).output != "gan"])
 def test_every_network_flops_agree_with_xla(name):
     sheet = summary.summarize(name)
     assert sheet.flops_forward == pytest.approx(sheet.xla_flops_unoptimized, rel=1e-4)
