@@ -5,7 +5,13 @@ digits, SGD with momentum and BatchNorm as in the paper, the same steps for all 
 
 Command:  uv run launch.py sweep --config experiments/plain_vs_residual.py --workdir runs/plain_vs_residual
           uv run launch.py report runs/plain_vs_residual --baseline name=resnet20_cifar,plain=False
-Result:   RESULT
+Result:   seed 0, 400 steps, test accuracy on the 360 test digits (2-core CPU, shared):
+            resnet20_cifar  (67,906 params)   98.89%  test loss 0.043, train loss 0.0065
+            plain-20        (67,906 params)   98.06%  test loss 0.050, train loss 0.0067
+          (zero-padding shortcuts have no parameters, so the twins count the same). At 20 layers
+          both train equally well and the shortcuts buy 0.8 points of test accuracy (3 digits).
+          The 56-layer pair, where He et al. see plain nets train worse, was not finished in the
+          session that wrote this: resnet56_cifar had 94.72% test accuracy at step 200.
 """
 
 from training.config import base_config
