@@ -19,8 +19,11 @@ The recipe as this config reads it:
   deterministically epoch by epoch);
 - evaluation with flip + 1-pixel translate test-time augmentation (`eval.tta=flip_translate`,
   tasks/tta.py).
-Left out: lookahead / EMA weights (the trainer keeps no averaged copy of the weights),
-the per-group learning rates (the recipe's BatchNorm-bias lr multiplier), identity-initialised
+- lookahead weights (training/lookahead.py): every 5 steps the slow weights keep a fraction
+  0.95**5 (t/T)**3 of themselves and take the rest from the fast ones, which are then reset to
+  them; the last step ends on the slow weights, which are what is evaluated and saved
+  (BatchNorm's running statistics are not averaged: the recipe's state_dict copy includes them);
+Left out: the per-group learning rates (the recipe's BatchNorm-bias lr multiplier), identity-initialised
 first convs, and freezing the whitening bias after a few epochs. Data are not kept on the
 device by the trainer: batches come from the host pipeline (`data.cache` holds the decoded
 split in host memory); the benchmark keeps its data on the device.
@@ -72,6 +75,9 @@ def get_config():
     kilostep_scale = BATCH * (1 + 1 / (1 - MOMENTUM))
     c.optimizer.lr = 11.5 * BATCH / kilostep_scale       # 1.5 on the mean loss
     c.optimizer.weight_decay = 0.0153 / kilostep_scale   # 1.95e-6, coupled as the recipe's
+    c.optimizer.lookahead_every = 5          # the slow weights keep 0.95**5 (t/T)**3 at a sync
+    c.optimizer.lookahead_alpha = 1 - 0.95 ** 5
+    c.optimizer.lookahead_ramp = 3.0
     c.schedule.name = "linear"
     c.schedule.warmup_steps = round(0.23 * steps)
     c.schedule.final_lr_fraction = 0.07

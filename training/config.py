@@ -101,6 +101,9 @@ def base_config() -> ml_collections.ConfigDict:
         "weight_decay": 0.0,     # L2 for sgd/adam (coupled), decoupled for adamw; kernels only
         "grad_clip_norm": 0.0,   # 0: no clipping
         "backbone_lr_multiplier": 1.0,  # lr factor for every parameter outside `head`
+        "lookahead_every": 0,    # lookahead weights (training/lookahead.py): sync every N steps
+        "lookahead_alpha": 0.5,  #   moving the slow weights this fraction to the fast ones
+        "lookahead_ramp": 0.0,   #   > 0: alpha falls from 1 to lookahead_alpha as (t/steps)**ramp
     })
 
     c.schedule = ml_collections.ConfigDict({
@@ -165,6 +168,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(o.name in OPTIMIZERS,
              f"unknown optimizer.name {o.name!r}; choose one of {', '.join(OPTIMIZERS)}")
     _require(o.lr > 0, f"optimizer.lr must be positive, got {o.lr}")
+    _require(o.lookahead_every >= 0,
+             f"optimizer.lookahead_every must be >= 0 (0: off), got {o.lookahead_every}")
+    _require(0 < o.lookahead_alpha <= 1,
+             f"optimizer.lookahead_alpha must be in (0, 1], got {o.lookahead_alpha}")
+    _require(o.lookahead_ramp >= 0,
+             f"optimizer.lookahead_ramp must be >= 0, got {o.lookahead_ramp}")
     _require(s.name in SCHEDULES,
              f"unknown schedule.name {s.name!r}; choose one of {', '.join(SCHEDULES)}")
     _require(0 <= s.warmup_steps < t.steps,

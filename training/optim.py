@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import optax
 
-from training import callbacks, transfer
+from training import callbacks, lookahead, transfer
 
 
 def _step_schedule(lr, decay_steps, s):
@@ -62,4 +62,5 @@ def make_optimizer(c) -> optax.GradientTransformation:
         parts.append(optax.add_decayed_weights(o.weight_decay, mask=_kernels_only))
     parts.append(OPTIMIZERS[o.name](make_schedule(c), o))
     tx = transfer.partition(c, optax.chain(*parts))  # train.trainable, backbone lr multiplier
-    return optax.chain(tx, *callbacks.plateau(c))  # the plateau scales scheduled updates
+    tx = optax.chain(tx, *callbacks.plateau(c))  # the plateau scales scheduled updates
+    return lookahead.from_config(c, tx)  # outermost: its sync jumps are never rescaled
