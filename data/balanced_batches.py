@@ -5,9 +5,9 @@ K - 1 positives and (P - 1) K negatives to mine from.
 The stream is an endless Grain MapDataset in batch order: example i belongs to batch
 i // (its share of P x K), and that batch's classes and examples are drawn from
 `default_rng([seed, batch])` alone, so the stream is the same after a resume (Grain's iterator
-state is a position) and the same on every process. Each process takes its share of the batch's
-P classes (P must divide by the process count) and draws their K examples from its own shard,
-so the global batch is P x K with P distinct classes. A class with fewer than K examples has
+state is a position) and the same on every process. Each process takes its contiguous share of the batch's
+P classes (P must divide by the process count), drawn from the whole split, so the global batch
+is the one a single process would draw: P x K with P distinct classes. A class with fewer than K examples has
 them drawn with replacement. Grain has no such sampler, hence this one.
 """
 
@@ -37,7 +37,8 @@ def batch_indices(members: dict[int, np.ndarray], batch: int, *, classes_per_bat
     drawn = [rng.choice(members[int(k)], per_class, replace=len(members[int(k)]) < per_class)
              for k in chosen]
     index, count = share
-    return np.concatenate(drawn[index::count])
+    per_process = classes_per_batch // count  # contiguous shares: the global batch's order
+    return np.concatenate(drawn[index * per_process:(index + 1) * per_process])
 
 
 def pk_dataset(ds: grain.MapDataset, labels: np.ndarray, *, classes_per_batch: int,

@@ -69,7 +69,7 @@ class Inputs:
     train_iter: object
     eval_ds: object
     eval_batches: Callable[[], object]  # a fresh pass over the eval set, in padded batches
-    class_counts: np.ndarray | None     # this process's train records per class, when known
+    class_counts: np.ndarray | None     # train records per class, when known
 
 
 def build_inputs(c: ml_collections.ConfigDict, data: Data, *, decode: Callable,
@@ -82,7 +82,7 @@ def build_inputs(c: ml_collections.ConfigDict, data: Data, *, decode: Callable,
     shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
     train_iter, counts = None, None
     if data.train_source is not None:
-        train_iter, counts = _train_stream(c, data, decode, train_example, shard)
+        train_iter, counts = _train_stream(c, data, decode, train_example)
     eval_ds = pipeline.decoded(data.eval_source, prepare=decode, keyed=eval_example,
                                cache=c.data.cache, **shard)
     per_process = c.eval.batch_size // jax.process_count()
@@ -97,9 +97,11 @@ def build_inputs(c: ml_collections.ConfigDict, data: Data, *, decode: Callable,
     return Inputs(train_iter, eval_ds, batches, counts)
 
 
-def _train_stream(c, data: Data, decode: Callable, train_example: Callable, shard: dict):
+def _train_stream(c, data: Data, decode: Callable, train_example: Callable):
     """(the train iterator, class counts or None)."""
-    train_ds = pipeline.decoded(data.train_source, prepare=decode, cache=c.data.cache, **shard)
+    # The whole split on every process: train_dataset gives each process its rows of the
+    # global batches (cached, each process keeps the whole set: caching is for small sets).
+    train_ds = pipeline.decoded(data.train_source, prepare=decode, cache=c.data.cache)
     counts = None
     per_batch = c.data.get("classes_per_batch", 0)  # P of P x K batches; 0: shuffled batches
     if "label" in train_ds[0] and (c.data.cache or c.data.balance or per_batch):
@@ -115,5 +117,5 @@ def _train_stream(c, data: Data, decode: Callable, train_example: Callable, shar
     train_iter = iter(pipeline.train_dataset(
         train_ds, batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,
         transform=train_example, num_workers=c.data.num_workers, prefetch=c.data.prefetch,
-        shuffle=not per_batch))
+        shuffle=not per_batch, share=(jax.process_index(), jax.process_count())))
     return train_iter, counts

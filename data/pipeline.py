@@ -85,18 +85,27 @@ def _subset(ds: grain.MapDataset, indices: np.ndarray) -> grain.MapDataset:
 
 def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
                   augment: Callable | None = None, transform: Callable | None = None,
-                  num_workers: int = 0, prefetch: int = 2, shuffle: bool = True):
-    """An endless iterable of batches of `batch_size` (this process's share of the batch).
+                  num_workers: int = 0, prefetch: int = 2, shuffle: bool = True,
+                  share: tuple[int, int] = (0, 1)):
+    """An endless iterable of batches of `batch_size`, this process's share of each global
+    batch of `batch_size * share[1]` examples (process `share[0]` of `share[1]`).
 
+    `ds` is the whole split, the same on every process: the epoch order and every example's
+    random stream (Grain's `random_map` seeds it by the example's position in the stream) are
+    global, and each process prepares only its own rows of each global batch. So N processes
+    train on exactly the batches one process would.
     `transform(example, rng)` prepares each example with its own random stream (a task's
     augmentation, patch and degradation); `augment(image, rng)` is the image-only shorthand.
-    `shuffle=False` keeps the order of `ds` (a stream already in batch order: P x K batches)."""
+    `shuffle=False` keeps the order of `ds` (a stream already in batch order and already this
+    process's share: P x K batches)."""
     ds = ds.seed(seed)
     ds = (ds.shuffle() if shuffle else ds).repeat(None)
     if augment is not None:
         ds = ds.random_map(lambda ex, rng: {**ex, "image": augment(ex["image"], rng)})
     if transform is not None:
         ds = ds.random_map(transform)
+    if shuffle:
+        ds = process_rows(ds, batch_size, share)
     ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
     if num_workers > 0:
         # Grain's workers read absl's global flags; our CLI parses its own FlagValues.
@@ -105,6 +114,19 @@ def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(
             num_workers=num_workers, per_worker_buffer_size=prefetch))
     return ds
+
+
+def process_rows(ds: grain.MapDataset, local_batch: int, share: tuple[int, int]):
+    """Process `share[0]`'s rows of each global batch of `ds` (a stream in batch order): its
+    local example i is global example (i // b) * B + index * b + i % b, b local, B global.
+    Grain's own sharding (`ds[index::count]`) interleaves processes, which changes the epoch
+    each one shuffles; slicing after the global order keeps it."""
+    index, count = share
+    if count == 1:
+        return ds
+    rows = local_batch * count
+    return grain.MapDataset.range(len(ds) // count).map(
+        lambda i: ds[(i // local_batch) * rows + index * local_batch + i % local_batch])
 
 
 def eval_batch_count(num_records: int, batch_size: int, shard_count: int) -> int:

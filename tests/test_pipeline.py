@@ -51,6 +51,19 @@ def test_train_stream_reshuffles_each_epoch_and_visits_all():
     assert epoch1 != epoch2
 
 
+def test_processes_share_the_one_process_batches_and_augmentation_draws():
+    ds = pipeline.decoded(_records(20), image_size=4, cache=True)
+    noise = lambda image, rng: image + rng.normal(size=image.shape).astype(np.float32)
+    make = lambda share, batch: iter(pipeline.train_dataset(ds, batch_size=batch, seed=5,
+                                                            augment=noise, share=share))
+    alone, shares = make((0, 1), 6), [make((i, 3), 2) for i in range(3)]
+    for _ in range(7):  # past an epoch boundary
+        expected = next(alone)
+        got = [next(s) for s in shares]
+        for key in ("image", "label"):
+            np.testing.assert_array_equal(np.concatenate([g[key] for g in got]), expected[key])
+
+
 def test_resumed_iterator_equals_uninterrupted_batch_by_batch():
     ds = pipeline.decoded(_records(20), image_size=4, cache=True)
     noise = lambda image, rng: image + rng.normal(size=image.shape).astype(np.float32)
