@@ -22,9 +22,9 @@ The recipe as this config reads it:
 - lookahead weights (training/lookahead.py): every 5 steps the slow weights keep a fraction
   0.95**5 (t/T)**3 of themselves and take the rest from the fast ones, which are then reset to
   them; the last step ends on the slow weights, which are what is evaluated and saved
-  (BatchNorm's running statistics are not averaged: the recipe's state_dict copy includes them);
-Left out: the per-group learning rates (the recipe's BatchNorm-bias lr multiplier), identity-initialised
-first convs, and freezing the whitening bias after a few epochs. Data are not kept on the
+  (BatchNorm's running statistics are not averaged: the recipe's state_dict copy includes them).
+Left out: the per-group learning rates (the recipe's BatchNorm-bias lr multiplier),
+identity-initialised first convs, and freezing the whitening bias after a few epochs. Data are not kept on the
 device by the trainer: batches come from the host pipeline (`data.cache` holds the decoded
 split in host memory); the benchmark keeps its data on the device.
 
