@@ -24,9 +24,9 @@ The recipe as this config reads it:
   them; the last step ends on the slow weights, which are what is evaluated and saved
   (BatchNorm's running statistics are not averaged: the recipe's state_dict copy includes them).
 Left out: the per-group learning rates (the recipe's BatchNorm-bias lr multiplier),
-identity-initialised first convs, and freezing the whitening bias after a few epochs. Data are not kept on the
-device by the trainer: batches come from the host pipeline (`data.cache` holds the decoded
-split in host memory); the benchmark keeps its data on the device.
+identity-initialised first convs, and freezing the whitening bias after a few epochs. Data are
+not kept on the device by the trainer: batches come from the host pipeline (`data.cache` holds
+the decoded split in host memory); the benchmark keeps its data on the device.
 
 CIFAR-10 is the TFDS dataset `cifar10`; prepare it where there is a network with
 `uv run launch.py prepare cifar10` (or `tfds build cifar10`), then
