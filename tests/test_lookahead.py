@@ -87,7 +87,8 @@ def test_config_turns_it_on_and_rejects_a_bad_alpha():
     from training import callbacks
     assert callbacks.lr_scale(opt_state) == {"train/lr_scale": 1.0}  # found inside the wrapper
     for field, value in (("lookahead_alpha", 0.0), ("lookahead_alpha", 1.5),
-                         ("lookahead_every", -1), ("lookahead_ramp", -1.0)):
+                         ("lookahead_every", -1), ("lookahead_every", 9),  # > train.steps
+                         ("lookahead_ramp", -1.0)):
         bad = _config(**{field: value})
         with pytest.raises(UserError, match=f"optimizer.{field}"):
             config_lib.validate(bad, num_devices=1)

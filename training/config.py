@@ -168,8 +168,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(o.name in OPTIMIZERS,
              f"unknown optimizer.name {o.name!r}; choose one of {', '.join(OPTIMIZERS)}")
     _require(o.lr > 0, f"optimizer.lr must be positive, got {o.lr}")
-    _require(o.lookahead_every >= 0,
-             f"optimizer.lookahead_every must be >= 0 (0: off), got {o.lookahead_every}")
+    _require(0 <= o.lookahead_every <= t.steps,  # the last step ends on the slow weights
+             f"optimizer.lookahead_every must be in [0, train.steps={t.steps}] (0: off), "
+             f"got {o.lookahead_every}")
     _require(0 < o.lookahead_alpha <= 1,
              f"optimizer.lookahead_alpha must be in (0, 1], got {o.lookahead_alpha}")
     _require(o.lookahead_ramp >= 0,

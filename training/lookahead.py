@@ -10,7 +10,8 @@ way to the fast ones, and the fast ones are reset to them:
 With `total_steps`, the last step also sets the params to the slow weights (after that step's
 sync, if it is one), so the model a run evaluates and saves at its end is the slow one, as in
 airbench94; the fast steps taken since the last sync are dropped. Between syncs the updates
-are the inner optimizer's, unchanged.
+are the inner optimizer's, unchanged. A run that stops before `total_steps` (early stopping)
+keeps its last step's weights. Evaluations on a multiple of `every` see the slow weights.
 
 Why not `optax.lookahead`: it expects the params to be an `optax.LookaheadParams(fast, slow)`
 pair, and the trainer's state (training/state.py) holds the model's params, which the step
@@ -53,8 +54,9 @@ def lookahead(inner: optax.GradientTransformation, every: int,
     """`inner` with lookahead weights synced every `every` updates; `alpha` is a constant or a
     function of the update number (1, 2, ...); the update number `total_steps` ends on the slow
     weights. Extra arguments (the plateau's `value=`) pass through to `inner`."""
-    if every < 1:
-        raise ValueError(f"lookahead every must be >= 1, got {every}")
+    if every < 1 or (total_steps is not None and every > total_steps):
+        # every > total_steps would never sync, and the last step would undo all training
+        raise ValueError(f"lookahead every must be in [1, total_steps], got {every}")
     inner = optax.with_extra_args_support(inner)
     alpha_at = alpha if callable(alpha) else (lambda t: jnp.asarray(alpha, jnp.float32))
 
