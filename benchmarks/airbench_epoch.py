@@ -57,6 +57,8 @@ def recipe_config(batch: int):
 
     c = airbench_cifar.get_config()
     c.train.batch_size = batch
+    # The PyTorch twin's optimizer has no lookahead: both sides time the same update.
+    c.optimizer.lookahead_every = 0
     return c
 
 
