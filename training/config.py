@@ -89,6 +89,8 @@ def base_config() -> ml_collections.ConfigDict:
         "trainable": "",         # regex over parameter paths ("head" ...); others frozen; "" = all
         "skip_nonfinite": False,  # skip (and count) updates with a non-finite loss or gradient,
                                   # instead of stopping the run (exit 3)
+        "bn_group_size": 0,      # > 0: BatchNorm statistics per group of this many consecutive
+                                 # examples (ghost BN, models/ghost_batch_norm.py); 0: whole batch
     })
 
     c.optimizer = ml_collections.ConfigDict({
@@ -162,6 +164,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     _require(t.batch_size > 0 and t.batch_size % num_devices == 0,
              f"train.batch_size={t.batch_size} is not divisible by the {num_devices} devices; "
              f"use a multiple of {num_devices}")
+    g = t.bn_group_size
+    _require(g >= 0, f"train.bn_group_size must be >= 0 (0: statistics over the whole batch), "
+             f"got {g}")
+    _require(g == 0 or t.batch_size % g == 0,
+             f"train.bn_group_size={g} does not divide the global train.batch_size={t.batch_size}; "
+             f"use a divisor of {t.batch_size} (or 0: statistics over the whole batch)")
     _require(c.eval.batch_size > 0 and c.eval.batch_size % num_devices == 0,
              f"eval.batch_size={c.eval.batch_size} is not divisible by the {num_devices} devices; "
              f"use a multiple of {num_devices}")

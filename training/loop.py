@@ -22,6 +22,7 @@ import models
 import tasks
 from data import inputs as inputs_lib
 from errors import UserError
+from models.ghost_batch_norm import use_ghost_batch_norm
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
 from training import callbacks, data_init, distributed, transfer
 from training import precision, record, state as state_lib, step as step_lib
@@ -65,6 +66,10 @@ def build_model(c: ml_collections.ConfigDict, task: tasks.Task) -> nnx.Module:
     except (TypeError, ValueError) as err:  # an option the factory lacks, or a bad value
         raise UserError(f"model {c.model.name!r} rejected options {options}: {err}") from None
     task.check_model(c.model.name, model)
+    group = c.train.bn_group_size  # ghost BatchNorm: statistics per group of examples
+    if group and not use_ghost_batch_norm(model, group):
+        raise UserError(f"train.bn_group_size={group} but {c.model.name} has no BatchNorm layer; "
+                        "use 0, or a network with BatchNorm (e.g. --config.model.norm=batch)")
     return model
 
 
