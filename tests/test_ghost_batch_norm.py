@@ -1,13 +1,14 @@
 """Ghost BatchNorm (models/ghost_batch_norm.py, `train.bn_group_size`): one group is global
 BatchNorm, in training and evaluation; each of several groups is BatchNorm of that group alone;
-the conversion keeps a model's parameters and state; through the trainer a group of the whole
-global batch trains the same weights as the default, and a group size that does not divide the
-batch is one line and exit 2."""
+the conversion keeps a model's parameters and state; groups that span devices train the same on
+one device and on eight; through the trainer a group of the whole global batch trains the same
+weights as the default, and a group size that does not divide the batch is one line, exit 2."""
 
 import os
 
 import jax
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -16,7 +17,9 @@ import tasks
 from errors import UserError
 from models.ghost_batch_norm import GhostBatchNorm, use_ghost_batch_norm
 from tests.helpers import run_launch
-from training import config as config_lib, loop, run_dir
+from tests.test_mesh import TinyResidualBN, _batches
+from training import config as config_lib, loop, mesh as mesh_lib, run_dir
+from training import state as state_lib, step as step_lib
 
 TOL = dict(rtol=1e-6, atol=1e-6)
 
@@ -99,6 +102,28 @@ def test_converting_a_resnet_keeps_its_parameters_and_state():
     rebuilt = nnx.merge(*nnx.split(model))
     assert all(type(m) is GhostBatchNorm
                for _, m in nnx.iter_modules(rebuilt) if isinstance(m, nnx.BatchNorm))
+
+
+def _train_on(mesh, steps=5):
+    """SGD steps of test_mesh's tiny BatchNorm residual net, ghost groups of 4 of 16 examples."""
+    tx = optax.sgd(0.05, momentum=0.9)
+    model = TinyResidualBN(nnx.Rngs(0))
+    use_ghost_batch_norm(model, 4)
+    defs, state = state_lib.create(model, tx, seed=0)
+    state = mesh_lib.put_state(state, mesh)
+    step = mesh_lib.compile_train_step(step_lib.make_train_step(defs, tx, num_classes=10), mesh,
+                                       state)
+    for batch in _batches(steps):
+        state, _ = step(state, mesh_lib.global_batch(batch, mesh))
+    return jax.device_get(state)
+
+
+def test_ghost_groups_are_the_same_on_one_and_eight_devices():
+    # Two examples per device: each group of 4 spans two devices.
+    one = _train_on(mesh_lib.make_mesh(devices=jax.devices()[:1]))
+    eight = _train_on(mesh_lib.make_mesh({"data": 8}))
+    for a, b in zip(jax.tree.leaves(eight), jax.tree.leaves(one)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _tiny_bn_run(group: int):
