@@ -60,7 +60,7 @@ class GhostBatchNorm(nnx.BatchNorm):
     the group means.
 
     Evaluation (`use_running_average=True`) is exactly nnx.BatchNorm's. With `group_size` equal
-    to the batch it is nnx.BatchNorm in training too.
+    to the batch it is nnx.BatchNorm in training too (to rounding: the reductions differ in shape).
     """
 
     def __init__(self, num_features: int, *, group_size: int, **batch_norm_kwargs):
