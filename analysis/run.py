@@ -55,17 +55,10 @@ class Run:
 
 
 def open_run(workdir: str | Path, checkpoint: str = "best") -> Run:
-    import tasks
     from training import run_dir
 
     workdir = Path(workdir)
-    c = run_dir.load_config(workdir)
-    info = run_dir.saved_data_info(workdir)
-    if info is None:  # a run recorded before data_info.json: read its dataset's metadata
-        from data import inputs
-
-        info = inputs.open_data(c, train=False).info
-    task = tasks.create(c, info)
-    defs, state, step = run_dir.restore(workdir, c, task, checkpoint)
-    model = taps.inference(nnx.merge(defs.eval, state.params, state.batch_stats, state.rest))
+    run = run_dir.open_trained(workdir, checkpoint)
+    c, task, info, step = run.config, run.task, run.info, run.step
+    model = taps.inference(run.model)
     return Run(workdir, c, task, info, model, step)

@@ -185,7 +185,8 @@ def test_sample_errors_are_one_line(gan_run, tmp_path, capsys):
     classifier.mkdir()
     (classifier / "config.json").write_text(json.dumps({"task": {"name": "classification"}}))
     cases = {
-        "not a GAN": ["--workdir", str(classifier), "--n", "4", "--out", str(tmp_path / "a.npz")],
+        "sample needs a run of task gan": ["--workdir", str(classifier), "--n", "4",
+                                           "--out", str(tmp_path / "a.npz")],
         "--n must be at least 1": ["--workdir", str(workdir), "--n", "0",
                                    "--out", str(tmp_path / "a.npz")],
         "does not exist": ["--workdir", str(workdir), "--n", "4",
@@ -195,7 +196,7 @@ def test_sample_errors_are_one_line(gan_run, tmp_path, capsys):
     for expected, args in cases.items():
         with pytest.raises(UserError, match=expected):
             sample_cli.main(args)
-    assert launch.main(["sample", *cases["not a GAN"]]) == 2
+    assert launch.main(["sample", *cases["sample needs a run of task gan"]]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not a GAN" in err
+    assert err.count("\n") == 1 and "sample needs a run of task gan" in err
     assert not (tmp_path / "a.npz").exists()

@@ -36,23 +36,11 @@ def image_paths(path: str | Path) -> list[Path]:
 
 def open_run(workdir: Path, which: str):
     """(task, eval-mode model, checkpoint step, model name) of the run in `workdir`."""
-    from flax import nnx
-
-    import tasks
     from training import run_dir
 
-    c = run_dir.load_config(workdir)
-    info = run_dir.saved_data_info(workdir)
-    if info is None:  # a run recorded before data_info.json: read its dataset's metadata
-        from data import inputs
-
-        info = inputs.open_data(c, train=False).info
-    task = tasks.create(c, info)
-    if task.name not in ("embedding", "classification"):
-        raise UserError(f"{workdir} is a {task.name} run; embeddings come from an embedding or "
-                        "a classification run")
-    defs, state, step = run_dir.restore(workdir, c, task, which)
-    model = nnx.merge(defs.eval, state.params, state.batch_stats, state.rest)
+    run = run_dir.open_trained(workdir, which, needs=("embedding", "classification"),
+                               command="embed")
+    c, task, step, model = run.config, run.task, run.step, run.model
     if task.name == "classification" and not hasattr(model, "features"):
         raise UserError(f"model {c.model.name!r} has no features(x) (penultimate layer) to embed "
                         "with; use a network that has one, or train an embedding run")

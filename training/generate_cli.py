@@ -118,20 +118,13 @@ def main(argv: list[str]) -> int:
     from training import run_dir
 
     workdir = Path(args.workdir)
-    c = run_dir.load_config(workdir)
-    if c.task.name != "next_sample":
-        raise UserError(f"--workdir {workdir} is a {c.task.name} run; generate needs a run of "
-                        "task next_sample (e.g. experiments/wavenet_vibration.py)")
+    run = run_dir.open_trained(workdir, args.checkpoint, needs=("next_sample",),
+                               command="generate", example="experiments/wavenet_vibration.py")
+    c, task, info, step, model = run.config, run.task, run.info, run.step, run.model
     import numpy as np
-    from flax import nnx
 
-    import tasks
     from data import mu_law
 
-    info = run_dir.saved_data_info(workdir)
-    task = tasks.create(c, info)
-    defs, state, step = run_dir.restore(workdir, c, task, args.checkpoint)
-    model = nnx.merge(defs.eval, state.params, state.batch_stats, state.rest)
     prime = _primes(args, c, task, info)
     codes, seconds = _generate(args.method, model, prime, args.n, args.seed, args.temperature)
     record = {"codes": codes, "signals": mu_law.decode(codes, c.task.levels), "prime": prime,

@@ -30,22 +30,10 @@ def main(argv: list[str]) -> int:
 
     paths = image_files.input_paths(args.input)
     out = image_files.output_dir(args.out)
-    from flax import nnx
-
     from training import run_dir
 
-    workdir = Path(args.workdir)
-    c = run_dir.load_config(workdir)
-    info = run_dir.saved_data_info(workdir)
-    if info is None:  # a run recorded before data_info.json: read its dataset's metadata
-        from data import inputs
-
-        info = inputs.open_data(c, train=False).info
-    import tasks
-
-    task = tasks.create(c, info)
-    defs, state, step = run_dir.restore(workdir, c, task, args.checkpoint)
-    model = nnx.merge(defs.eval, state.params, state.batch_stats, state.rest)
+    run = run_dir.open_trained(Path(args.workdir), args.checkpoint)
+    c, info, task, step, model = run.config, run.info, run.task, run.step, run.model
     for path in paths:  # all of them readable and of a size the network takes, before writing
         task.check_input(model, image_files.read_for_model(path, info.in_channels), path)
     out.mkdir(parents=True, exist_ok=True)

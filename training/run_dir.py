@@ -1,16 +1,21 @@
 """A finished (or stopped) run directory, opened again: its config, its task and its trained
-state from a chosen checkpoint, for `launch.py eval` and `launch.py predict`.
+state from a chosen checkpoint, for the commands that read a run (eval, predict, embed,
+retrieve, sample, generate, probe, analyze).
 
 Opening never writes: a missing or unreadable config or checkpoint is a one-line UserError.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import jax
 import ml_collections
+from flax import nnx
 
 import tasks
 from errors import UserError, one_line
@@ -86,3 +91,39 @@ def restore(workdir: Path, c: ml_collections.ConfigDict, task: tasks.Task, which
     finally:
         mngr.close()
     return defs, jax.device_get(state), step
+
+
+@dataclasses.dataclass
+class Trained:
+    """A run opened for use: its config, data info, task and state at checkpoint `step`."""
+    config: ml_collections.ConfigDict
+    info: tasks.DataInfo
+    task: tasks.Task
+    defs: Any
+    state: Any
+    step: int
+
+    @functools.cached_property
+    def model(self) -> nnx.Module:
+        """The network in eval mode, built from the state (tasks of one model)."""
+        return nnx.merge(self.defs.eval, self.state.params, self.state.batch_stats,
+                         self.state.rest)
+
+
+def open_trained(workdir: Path, which: str = "best", *, needs: tuple[str, ...] = (),
+                 command: str = "", example: str = "") -> Trained:
+    """The run in `workdir` at checkpoint `which`. With `needs`, a run of another task is a
+    one-line error saying which task `command` needs (and an `example` experiment)."""
+    workdir = Path(workdir)
+    c = load_config(workdir)
+    if needs and c.task.name not in needs:
+        raise UserError(f"--workdir {workdir} is a {c.task.name} run; {command} needs a run of "
+                        f"task {' or '.join(needs)}" + (f" (e.g. {example})" if example else ""))
+    info = saved_data_info(workdir)
+    if info is None:  # a run recorded before data_info.json: read its dataset's metadata
+        from data import inputs
+
+        info = inputs.open_data(c, train=False).info
+    task = tasks.create(c, info)
+    defs, state, step = restore(workdir, c, task, which)
+    return Trained(c, info, task, defs, state, step)

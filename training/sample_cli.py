@@ -68,20 +68,12 @@ def main(argv: list[str]) -> int:
     from training import run_dir
 
     workdir = Path(args.workdir)
-    c = run_dir.load_config(workdir)
-    if c.task.name != "gan":
-        raise UserError(f"--workdir {workdir} is a {c.task.name} run, not a GAN; sample needs a "
-                        "run of task gan (e.g. experiments/dcgan_digits.py)")
+    run = run_dir.open_trained(workdir, args.checkpoint, needs=("gan",), command="sample",
+                               example="experiments/dcgan_digits.py")
+    c, task, step = run.config, run.task, run.step
+    defs, state = run.defs, run.state
     import numpy as np
 
-    import tasks
-
-    info = run_dir.saved_data_info(workdir)
-    if info is None:
-        raise UserError(f"--workdir {workdir} has no data_info.json; it was not written by "
-                        "`launch.py train`")
-    task = tasks.create(c, info)
-    defs, state, step = run_dir.restore(workdir, c, task, args.checkpoint)
     images, labels = task.sample(defs, state, args.n, args.seed)
     arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
     try:
