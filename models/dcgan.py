@@ -21,6 +21,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from models.conv_layers import Conv
@@ -41,8 +42,10 @@ def _levels(image_size: int) -> int:
 # Per axis, a 4-tap stride-2 'SAME' transposed convolution is two 3-tap convolutions, one per
 # output phase: y[2m] = k0 x[m-1] + k2 x[m], y[2m+1] = k1 x[m] + k3 x[m+1] (lax.conv_transpose's
 # SAME padding). _PHASE_TAPS[phase, offset, tap] picks the kernel tap each offset m-1, m, m+1 uses.
-_PHASE_TAPS = jnp.zeros((2, 3, 4)).at[0, 0, 0].set(1).at[0, 1, 2].set(1).at[1, 1, 1].set(1) \
-    .at[1, 2, 3].set(1)
+# NumPy, not jnp: a JAX array made at import would start JAX's backend before
+# `jax.distributed.initialize` (and costs 0.27 s of every launch).
+_PHASE_TAPS = np.zeros((2, 3, 4), np.float32)
+_PHASE_TAPS[0, 0, 0] = _PHASE_TAPS[0, 1, 2] = _PHASE_TAPS[1, 1, 1] = _PHASE_TAPS[1, 2, 3] = 1
 
 
 class UpConv(nnx.Module):
