@@ -5,8 +5,8 @@ Both ascend the cross-entropy of the true label. FGSM takes one step of size eps
 the gradient's sign; PGD takes `steps` steps of `step_size` from a uniform random start in the
 ball, projecting back onto the ball (and the valid pixel box) after each. Images are in the
 network's input units; the box defaults to [0, 1], the pipeline's pixels before any
-`normalize`. The same PGD trains a robust network (`train.adversarial=pgd`, tasks/
-classification.py), on a copy of the model in the same train step.
+`normalize`. The attacks live in tasks/attacks.py, where adversarial training
+(`train.adversarial=pgd`, tasks/classification.py) also runs them, inside the train step.
 
 Measured (`launch.py analyze adversarial` on the default experiment's LeNet-5, 98.89% clean,
 all 360 eval digits; PGD 10 steps of 2.5 eps / 10 from a random start):
@@ -28,36 +28,7 @@ import optax
 from flax import nnx
 
 from analysis import figures, taps
-
-Box = tuple[float, float] | None
-
-
-def _clip(x: jax.Array, box: Box) -> jax.Array:
-    return x if box is None else jnp.clip(x, *box)
-
-
-def loss_gradient(loss: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-    return jax.grad(loss)(x)
-
-
-def fgsm(loss: Callable[[jax.Array], jax.Array], x: jax.Array, epsilon: float,
-         box: Box = (0.0, 1.0)) -> jax.Array:
-    """x + epsilon * sign(d loss / dx), clipped to `box`; `loss` is of the whole batch."""
-    return _clip(x + epsilon * jnp.sign(jax.grad(loss)(x)), box)
-
-
-def pgd(loss: Callable[[jax.Array], jax.Array], x: jax.Array, epsilon: float, *, steps: int,
-        step_size: float, key: jax.Array | None, box: Box = (0.0, 1.0)) -> jax.Array:
-    """Projected gradient ascent on `loss` within ||x' - x||_inf <= epsilon (and `box`);
-    `key` draws the random start, None starts at x."""
-    start = x if key is None else x + jax.random.uniform(key, x.shape, x.dtype, -epsilon,
-                                                          epsilon)
-
-    def step(_, adv):
-        adv = adv + step_size * jnp.sign(jax.grad(loss)(adv))
-        return _clip(jnp.clip(adv, x - epsilon, x + epsilon), box)
-
-    return jax.lax.fori_loop(0, steps, step, _clip(start, box))
+from tasks.attacks import Box, fgsm, pgd
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -142,20 +113,3 @@ def adversarial_figure(images: np.ndarray, labels: np.ndarray, adversarial: dict
     curve.tick_params(labelsize=7)
     curve.set_title("accuracy against epsilon", fontsize=9)
     return figures.save(fig, path)
-
-
-def training_attack(model: nnx.Module, images: jax.Array, loss_of_logits: Callable, train,
-                    key: jax.Array) -> jax.Array:
-    """The attack `train.adversarial` (fgsm or pgd, `train.adversarial_eps`, `_steps`) of a
-    train batch, inside the train step. It runs on a copy of the model with its weights held
-    constant: the attack's passes neither update BatchNorm statistics nor receive gradients."""
-    graphdef, state = nnx.split(model)
-    state = jax.lax.stop_gradient(state)
-    loss = lambda x: loss_of_logits(nnx.merge(graphdef, state)(x))
-    eps = train.adversarial_eps
-    if train.adversarial == "fgsm":
-        adv = fgsm(loss, images, eps)
-    else:
-        adv = pgd(loss, images, eps, steps=train.adversarial_steps,
-                  step_size=2.5 * eps / train.adversarial_steps, key=jax.random.fold_in(key, 7))
-    return jax.lax.stop_gradient(adv)

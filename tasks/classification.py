@@ -21,7 +21,7 @@ from flax import nnx
 
 from data import pipeline, preprocess
 from data.augment import hook as augment_hook
-from tasks import base, pictures, tta
+from tasks import attacks, base, pictures, tta
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
@@ -117,9 +117,7 @@ class Classification(base.Task):
         labels = batch["label"]
         images = batch["image"]
         if self.adversarial != "none":  # adversarial training: the batch's attacks instead
-            from analysis import adversarial
-
-            images = adversarial.training_attack(model, images, lambda z: jnp.sum(cross_entropy(
+            images = attacks.training_attack(model, images, lambda z: jnp.sum(cross_entropy(
                 z, labels, self.num_classes, 0.0)), self.c.train, key)
         logits, sown = nnx.capture(model, nnx.Intermediate)(images)
         per_example = cross_entropy(logits, labels, self.num_classes, self.label_smoothing)
