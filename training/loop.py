@@ -25,7 +25,7 @@ from errors import UserError
 from models.ghost_batch_norm import use_ghost_batch_norm
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
 from training import callbacks, data_init, distributed, transfer
-from training import precision, record, state as state_lib, step as step_lib
+from training import precision, record, sharded_init, state as state_lib, step as step_lib
 from training.faults import RunLock, StopRequest, check_workdir
 from training.health import HEALTH, HealthWatch
 from training.progress import ProgressReporter, fmt
@@ -74,12 +74,26 @@ def build_model(c: ml_collections.ConfigDict, task: tasks.Task) -> nnx.Module:
 
 
 def initial_state(task: tasks.Task, model: nnx.Module, tx, seed: int):
-    """(defs, state) at step 0: the task's own (several players), else the one model's."""
+    """(defs, state) at step 0 of a built `model`: the task's own (several players), else the
+    one model's. Training does not call it eagerly but through `create_state`."""
     own = task.create_state(model, tx, seed)
     if own:
         return own
     defs, state = state_lib.create(model, tx, seed)
     return defs, state.replace(loss_scale=precision.initial_loss_scale(task.c.train.dtype))
+
+
+def create_state(c: ml_collections.ConfigDict, task: tasks.Task, data: inputs_lib.Data, tx,
+                 mesh):
+    """(defs, state) at step 0, created already sharded over `mesh` (training/sharded_init.py):
+    the network is built, fitted to the data and split inside the jitted initialisation, so it
+    is never whole on one device."""
+    def build():
+        model = build_model(c, task)
+        data_init.fit_model_to_data(model, data.train_source, task.decode)  # airbench whitening
+        return initial_state(task, model, tx, c.seed)
+
+    return sharded_init.create(build, mesh)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -172,13 +186,11 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     data = inputs_lib.open_data(c)
     data, val_source = callbacks.carve_validation(c, data)  # data.val_split
     task = build_task(c, data)
-    model = build_model(c, task)
-    data_init.fit_model_to_data(model, data.train_source, task.decode)  # airbench whitening
-
     tx = optim.make_optimizer(c)
-    defs, state = initial_state(task, model, tx, c.seed)
+    defs, state = create_state(c, task, data, tx, mesh)
     defs, state = transfer.prepare(c, defs, state)  # init_from, new_head, frozen layers
-    state = mesh_lib.put_state(state, mesh)
+    if c.model.get("init_from"):  # the source's weights arrive on the host: placed by the rules
+        state = mesh_lib.put_state(state, mesh)
     train_step, eval_step = compile_steps(task, defs, tx, mesh, state)
     inputs = build_inputs(c, data, task, mesh.devices.size)
     val_inputs = None if val_source is None else build_inputs(

@@ -57,6 +57,8 @@ def batch_devices(mesh: Mesh) -> int:
 
 
 def put_state(state, mesh: Mesh):
+    """`state`, already made, moved where the rules place it (a restored or transferred state;
+    training creates its state in place: training/sharded_init.py)."""
     return jax.device_put(state, sharding.state_shardings(state, mesh))
 
 

@@ -45,7 +45,8 @@ def split_model(model: nnx.Module):
 
 
 def create(model: nnx.Module, tx: optax.GradientTransformation, seed: int):
-    """(ModelDefs, TrainState) at step 0 for `model`."""
+    """(ModelDefs, TrainState) at step 0 for `model`, on the device its arrays are on
+    (training builds it inside training/sharded_init.py, each device making its own shards)."""
     defs, params, batch_stats, rest = split_model(model)
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                        rest=rest, opt_state=tx.init(params),
