@@ -16,7 +16,7 @@ import pytest
 
 from errors import UserError
 from tests.helpers import ROOT, launch_env, run_launch
-from training import loop, mesh as mesh_lib, metrics
+from training import loop, mesh as mesh_lib
 from training.health import NonFiniteError
 
 TINY = ["--config.train.steps=24", "--config.train.batch_size=32",
@@ -51,8 +51,10 @@ def _after_calls(monkeypatch, module, name, n, action):
 
 def test_sigterm_checkpoints_the_current_step_and_resume_is_exact(straight, tiny_config, tmp_path,
                                                                    monkeypatch, capsys):
-    # metrics.add is called once per train step: the signal arrives during step 7.
-    _after_calls(monkeypatch, metrics, "add", 7, lambda *a: signal.raise_signal(signal.SIGTERM))
+    # global_batch is called once per train step (no evaluation before step 12): the signal
+    # arrives during step 7.
+    _after_calls(monkeypatch, mesh_lib, "global_batch", 7,
+                 lambda *a: signal.raise_signal(signal.SIGTERM))
     stopped = _train(tiny_config, tmp_path / "run")
     assert stopped == {"steps": 7, "stopped_by": "SIGTERM"}
     assert "resume with the same command" in capsys.readouterr().err

@@ -129,9 +129,8 @@ def check_resumable(workdir: Path, c: ml_collections.ConfigDict) -> bool:
 
 def evaluate(eval_step, state, inputs: inputs_lib.Inputs, task: tasks.Task, c,
              mesh) -> dict[str, float]:
-    totals = None
-    for batch in inputs.eval_batches():
-        totals = metrics.add(totals, eval_step(state, mesh_lib.global_batch(batch, mesh)))
+    totals = metrics.total([eval_step(state, mesh_lib.global_batch(batch, mesh))
+                            for batch in inputs.eval_batches()])
     return {f"{c.eval.prefix}/{k}": v for k, v in task.finalize(totals).items()}
 
 
@@ -246,13 +245,13 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
                         or getattr(state, "loss_scale", None) is not None)  # float16 overflows
     schedule = optim.make_schedule(c)
     saved_at = time.monotonic()
-    totals, train_values, eval_values = None, {}, {}
+    pending, train_values, eval_values = [], {}, {}  # steps' metric sums since the last log
     with StopRequest() as stop, _close_on_error(ckpt, lock):
         for step_number in range(first + 1, last + 1):
             state, sums = train_step(state, mesh_lib.global_batch(next(train_iter), mesh))
             if HEALTH in sums:
                 watch.add(step_number, sums.pop(HEALTH))
-            totals = metrics.add(totals, sums)
+            pending.append(sums)
             if step_number == first + 1:
                 clock.compiled(step_number, sums)
             stopping = stop.signal_name is not None
@@ -264,8 +263,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
             if log_now or eval_now or save_now:
                 health = watch.check()  # before anything is evaluated or saved from bad weights
             if log_now:
+                totals, pending = metrics.total(pending), []
                 train_values = {f"train/{k}": v for k, v in task.finalize(totals).items()}
-                totals = None
                 train_values.update(clock.lap(step_number), **health,
                                     **{"train/lr": float(schedule(step_number - 1))})
                 train_values.update(callbacks.lr_scale(state.opt_state))
@@ -361,12 +360,14 @@ class _ThroughputClock:
         self._start = time.perf_counter()
         self._mark, self._mark_step = 0.0, None
         self.compile_s, self.train_s, self.steps = 0.0, 0.0, 0
+        self.startup_s = None
 
     def compiled(self, step_number: int, first_sums) -> None:
         jax.block_until_ready(first_sums)
         self._mark = time.perf_counter()
         self._mark_step = step_number
         self.compile_s = self._mark - self._start
+        self.startup_s = _seconds_since_process_start()
 
     def lap(self, step_number: int) -> dict[str, float]:
         now = time.perf_counter()
@@ -386,5 +387,17 @@ class _ThroughputClock:
 
     def totals(self) -> dict[str, float]:
         steps_per_s = self.steps / self.train_s if self.train_s > 0 else 0.0
-        return {"compile_s": self.compile_s, "train_time_s": self.train_s,
+        return {"startup_s": self.startup_s, "compile_s": self.compile_s,
+                "train_time_s": self.train_s,
                 "steps_per_s": steps_per_s, "examples_per_s": steps_per_s * self.batch_size}
+
+
+def _seconds_since_process_start() -> float | None:
+    """From the command's start (imports included) to now: a launch's start-up, the figure a
+    warm compilation cache shortens."""
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:  # psutil missing, or a platform that does not say
+        return None
