@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Callable, Iterator
 
 import grain
@@ -106,7 +107,7 @@ def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
         ds = ds.random_map(transform)
     if shuffle:
         ds = process_rows(ds, batch_size, share)
-    ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
+    ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset(read_options(prefetch))
     if num_workers > 0:
         # Grain's workers read absl's global flags; our CLI parses its own FlagValues.
         if not absl_flags.FLAGS.is_parsed():
@@ -114,6 +115,14 @@ def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(
             num_workers=num_workers, per_worker_buffer_size=prefetch))
     return ds
+
+
+def read_options(prefetch: int) -> grain.ReadOptions:
+    """Threads reading batches ahead of the train step: one per core, `prefetch` batches each.
+    Grain's default (16 threads, 500 elements; here an element is a whole batch) prepares 500
+    batches at the start, which on 2 cores halves the speed of the first ~100 train steps."""
+    threads = max(1, min(16, os.cpu_count() or 1))
+    return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=threads * max(1, prefetch))
 
 
 def process_rows(ds: grain.MapDataset, local_batch: int, share: tuple[int, int]):

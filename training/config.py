@@ -59,7 +59,7 @@ def base_config() -> ml_collections.ConfigDict:
         "device_augment": "",    # the same ops run in the compiled step, per-example keys
         "patch_size": 0,         # image tasks: random training patches of this side (0: whole)
         "num_workers": 0,        # Grain worker processes (0: in the main process)
-        "prefetch": 2,           # batches buffered per worker
+        "prefetch": 2,           # batches read ahead per reading thread (one per core) or worker
         "train_per_class": 0,    # > 0: only the first N train records of each class (few-shot)
         "resize_shorter": 0,     # > 0: resize the shorter side to this (bilinear) and centre-crop
         "center_crop": 0,        #   to center_crop, instead of resizing to image_size (imported
