@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from data.inputs import DataInfo  # tasks.DataInfo: what a task knows of its data
 from errors import UserError
@@ -145,6 +147,17 @@ class Task:
 
 
 GATHERED = "gathered"  # the key of a pass's gathered rows in an eval step's output and totals
+HEALTH = "_health"     # the key of a train step's sums that holds its `step_health` scalars
+
+
+def step_health(loss: jax.Array, grads) -> dict:
+    """What the loop watches (training/health.py) in every train step, the generic one and a
+    task's own: is the loss finite, which gradient leaf (in `jax.tree.leaves` order, that of
+    the state's params) is the first non-finite one (-1 for none), and the global norm."""
+    finite = jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+    return {"loss_finite": jnp.isfinite(loss),
+            "bad_leaf": jnp.where(jnp.all(finite), -1, jnp.argmin(finite)),
+            "grad_norm": optax.tree.norm(grads)}
 
 
 def gathered(totals: dict) -> dict[str, np.ndarray]:
@@ -160,6 +173,6 @@ def means(totals: dict) -> dict[str, float]:
     """Means from (sum, count) pairs: every key but `count` divided by `count`, once, on the
     host (Scenic's rule: neither padding nor the device count biases a mean)."""
     host = {k: np.asarray(v, np.float64) for k, v in jax.device_get(totals).items()
-            if k != GATHERED}
+            if k not in (GATHERED, HEALTH)}
     count = host.pop("count")
     return {k: float(v / count) for k, v in host.items()}

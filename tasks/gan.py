@@ -249,7 +249,10 @@ class GAN(base.Task):
             n = jnp.float32(real.shape[0])
             sums = {"d_loss": d_loss * n, "g_loss": g_loss * n, "count": n,
                     "d_real": jnp.sum(nnx.sigmoid(real_logits)),
-                    "d_fake": jnp.sum(nnx.sigmoid(fake_logits))}
+                    "d_fake": jnp.sum(nnx.sigmoid(fake_logits)),
+                    # the players' gradients in the order of the state's params (sorted keys)
+                    base.HEALTH: base.step_health(d_loss + g_loss, {
+                        "discriminator": d_grads, "generator": g_grads})}
             return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                                  rest=rest, opt_state={"generator": g_opt,
                                                        "discriminator": d_opt}), sums

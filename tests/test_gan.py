@@ -19,7 +19,9 @@ from errors import UserError
 from experiments.dcgan_digits import get_config
 from models.dcgan import UpConv
 from tasks import fid, gan
-from training import checkpoint, loop, mesh as mesh_lib, sample_cli
+from tasks.base import HEALTH
+from training import checkpoint, health, loop, sample_cli
+from training import mesh as mesh_lib
 
 
 def _tiny(c, conditional=False):
@@ -200,3 +202,20 @@ def test_sample_errors_are_one_line(gan_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sample needs a run of task gan" in err
     assert not (tmp_path / "a.npz").exists()
+
+
+def test_a_non_finite_gan_step_is_caught_naming_the_loss():
+    c = _tiny(get_config())
+    mesh = mesh_lib.make_mesh(devices=jax.devices()[:1])
+    task, defs, start = _players(c, mesh)
+    step = mesh_lib.compile_train_step(task.train_step(defs, TX), mesh)
+    healthy = health.HealthWatch(start.params, skip_nonfinite=False)
+    state, sums = step(start, next(_batches(1, mesh)))
+    healthy.add(1, sums.pop(HEALTH))
+    assert healthy.check()["train/grad_norm"] > 0
+    bad = {"image": np.full((16, 16, 16, 1), np.nan, np.float32),
+           "label": np.zeros(16, np.int32)}
+    _, sums = step(state, mesh_lib.global_batch(bad, mesh))
+    healthy.add(2, sums.pop(HEALTH))
+    with pytest.raises(health.NonFiniteError, match="step 2: the loss is not finite"):
+        healthy.check()

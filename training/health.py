@@ -1,7 +1,8 @@
 """Watching a run's numbers: a non-finite loss or gradient, and the global gradient norm.
 
 The train step computes a few scalars per step beside its metric sums (`step_health`, under
-the `HEALTH` key of the sums); the loop hands them to a `HealthWatch`, which reads them from the
+the `HEALTH` key of the sums; both in tasks/base.py, since a task that owns its step returns
+them too); the loop hands them to a `HealthWatch`, which reads them from the
 device in batches, at each log and before each checkpoint, so no step waits for the host and a
 checkpoint is never written from non-finite weights. With `train.skip_nonfinite` the step keeps
 the previous state instead of applying such an update (`keep_if_finite`), and the watch counts
@@ -13,22 +14,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-
-HEALTH = "_health"   # the key of a train step's sums that holds its health scalars
 
 
 class NonFiniteError(Exception):
     """A non-finite loss or gradient, with the step and the quantity: the run stops (exit 3)."""
-
-
-def step_health(loss: jax.Array, grads) -> dict:
-    """Is the loss finite, which gradient leaf (in `jax.tree.leaves` order) is the first
-    non-finite one (-1 for none), and the global gradient norm."""
-    finite = jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-    return {"loss_finite": jnp.isfinite(loss),
-            "bad_leaf": jnp.where(jnp.all(finite), -1, jnp.argmin(finite)),
-            "grad_norm": optax.tree.norm(grads)}
 
 
 def is_finite(health: dict) -> jax.Array:

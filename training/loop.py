@@ -23,11 +23,12 @@ import tasks
 from data import inputs as inputs_lib
 from errors import UserError
 from models.ghost_batch_norm import use_ghost_batch_norm
+from tasks.base import HEALTH
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
 from training import callbacks, data_init, distributed, transfer
 from training import precision, record, sharded_init, state as state_lib, step as step_lib
 from training.faults import RunLock, StopRequest, check_workdir
-from training.health import HEALTH, HealthWatch
+from training.health import HealthWatch
 from training.progress import ProgressReporter, fmt
 
 # Fields that may change between a run and its resumption without changing its maths.

@@ -14,16 +14,17 @@ import optax
 from flax import nnx
 
 from data.augment.hook import DeviceAugment, step_key
-from tasks.base import GATHERED, Task
+from tasks.base import GATHERED, HEALTH, Task, step_health
 from training import precision
-from training.health import HEALTH, keep_if_finite, step_health
+from training.health import keep_if_finite
 from training.state import ModelDefs, TrainState
 
 
 def make_task_train_step(defs: ModelDefs, tx: optax.GradientTransformation, task: Task, *,
                          skip_nonfinite: bool = False):
-    """The step also returns its health scalars (training/health.py) under `HEALTH` in the
-    sums; with `skip_nonfinite` an update whose loss or gradients are not finite is not applied."""
+    """The step also returns its health scalars (tasks/base.py `step_health`, watched by
+    training/health.py) under `HEALTH` in the sums; with `skip_nonfinite` an update whose loss
+    or gradients are not finite is not applied."""
     augment = task.device_augment()
     dtype = task.c.train.get("dtype", "float32")  # compute dtype (training/precision.py)
     tx = optax.with_extra_args_support(tx)  # a bare transformation takes value= too
