@@ -170,18 +170,22 @@ def _announce(progress, c, state, data: inputs_lib.Data, inputs: inputs_lib.Inpu
             + ("  (sampled balanced)" if c.data.balance else ""))
 
 
-def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None = None,
-          show_progress: bool = True) -> dict:
-    """Trains (or resumes) the run in `workdir`; returns the summary written there."""
-    started = time.perf_counter()
-    mesh = mesh_lib.make_mesh(c.mesh.to_dict())
-    config_lib.validate(c, mesh_lib.batch_devices(mesh))
-    transfer.adopt_source_options(c)  # model.init_from: the source run's network
-    check_workdir(workdir)
-    resume = check_resumable(workdir, c)
-    # An existing directory is locked before anything is built, so a second launch on a run in
-    # progress is refused at once; a new one is locked when it is created, below.
-    lock = RunLock(workdir).acquire() if workdir.is_dir() else None
+@dataclasses.dataclass
+class Built:
+    """What a run trains with, before anything is written: data, task, state at step 0 (or the
+    transfer source's weights), the compiled steps and the input streams."""
+    data: inputs_lib.Data
+    task: tasks.Task
+    defs: object
+    state: object
+    train_step: object
+    eval_step: object
+    inputs: inputs_lib.Inputs
+    val_inputs: inputs_lib.Inputs | None
+
+
+def build_run(c: ml_collections.ConfigDict, mesh) -> Built:
+    """Everything `train` needs from the config, checked and built, nothing yet written."""
     distributed.prepare_data_once(c)
     data = inputs_lib.open_data(c)
     data, val_source = callbacks.carve_validation(c, data)  # data.val_split
@@ -196,6 +200,24 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     val_inputs = None if val_source is None else build_inputs(
         c, dataclasses.replace(data, train_source=None, eval_source=val_source), task,
         mesh.devices.size)
+    return Built(data, task, defs, state, train_step, eval_step, inputs, val_inputs)
+
+
+def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None = None,
+          show_progress: bool = True) -> dict:
+    """Trains (or resumes) the run in `workdir`; returns the summary written there."""
+    started = time.perf_counter()
+    mesh = mesh_lib.make_mesh(c.mesh.to_dict())
+    config_lib.validate(c, mesh_lib.batch_devices(mesh))
+    transfer.adopt_source_options(c)  # model.init_from: the source run's network
+    check_workdir(workdir)
+    resume = check_resumable(workdir, c)
+    # An existing directory is locked before anything is built, so a second launch on a run in
+    # progress is refused at once; a new one is locked when it is created, below.
+    lock = RunLock(workdir).acquire() if workdir.is_dir() else None
+    built = build_run(c, mesh)
+    data, task, defs, state, inputs = built.data, built.task, built.defs, built.state, built.inputs
+    train_step, eval_step, val_inputs = built.train_step, built.eval_step, built.val_inputs
     train_iter = inputs.train_iter
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -215,10 +237,7 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     if first >= last:  # nothing to train: leave the run directory as it is
         ckpt.close()
         lock.release()
-        if show_progress:
-            print(f"{workdir} is already at step {first}; nothing to train", file=sys.stderr)
-        done = workdir / "summary.json"
-        return json.loads(done.read_text()) if done.exists() else {"steps": first}
+        return _already_trained(workdir, first, show_progress)
     is_main = jax.process_index() == 0
     run_record = record.RunRecord(workdir, writer_enabled=is_main)
     run_record.start(c.to_json(indent=2), resumed_at)
@@ -315,6 +334,13 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     progress.message(f"done: {summary['steps']} steps in {summary['wall_time_s']:.1f} s; "
                      f"{fmt(eval_values)}")
     return summary
+
+
+def _already_trained(workdir: Path, step: int, show_progress: bool) -> dict:
+    if show_progress:
+        print(f"{workdir} is already at step {step}; nothing to train", file=sys.stderr)
+    done = workdir / "summary.json"
+    return json.loads(done.read_text()) if done.exists() else {"steps": step}
 
 
 def _minutes_since(t: float) -> float:
