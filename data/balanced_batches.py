@@ -5,10 +5,11 @@ K - 1 positives and (P - 1) K negatives to mine from.
 The stream is an endless Grain MapDataset in batch order: example i belongs to batch
 i // (its share of P x K), and that batch's classes and examples are drawn from
 `default_rng([seed, batch])` alone, so the stream is the same after a resume (Grain's iterator
-state is a position) and the same on every process. Each process takes its contiguous share of the batch's
-P classes (P must divide by the process count), drawn from the whole split, so the global batch
-is the one a single process would draw: P x K with P distinct classes. A class with fewer than K examples has
-them drawn with replacement. Grain has no such sampler, hence this one.
+state is a position) and the same on every process. Each process takes its contiguous share
+of the batch's P classes (P must divide by the process count), drawn from the whole split, so
+the global batch is the one a single process would draw: P x K with P distinct classes. A
+class with fewer than K examples has them drawn with replacement. Grain has no such sampler,
+hence this one.
 """
 
 from __future__ import annotations

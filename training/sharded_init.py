@@ -16,9 +16,10 @@ The values do not depend on the mesh, to the bit: JAX's partitionable Threefry g
 shard the random bits the whole array would have. They are the eager construction's to one unit
 in the last place: compiled as one program, XLA's algebraic simplifier folds an initialiser's
 constant factors (normal's sqrt(2), then the scale) into one product, where the eager
-construction multiplies twice (with that pass disabled the two agree to the bit). Measured, against the eager `state.create`: ResNet-20 differs in 44% of its parameters by
-1 ulp (at most 5.96e-8, He-normal stem kernel), AlexNet in 27% (at most 3.7e-9); LeNet-5 and
-VGG-A are bit-identical. A run's weights, and so its fingerprint, do not depend on the mesh it
+construction multiplies twice (with that pass disabled the two agree to the bit). Measured
+against the eager `state.create`: ResNet-20 differs in 44% of its parameters by 1 ulp (at
+most 5.96e-8, He-normal stem kernel), AlexNet in 27% (at most 3.7e-9); LeNet-5 and VGG-A are
+bit-identical. A run's weights, and so its fingerprint, do not depend on the mesh it
 starts on.
 
 The price is one XLA compilation of the initialisation (seconds on CPU; the persistent
