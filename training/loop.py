@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import jax
 import ml_collections
+import psutil
 from flax import nnx
 
 import models
@@ -89,9 +91,12 @@ def create_state(c: ml_collections.ConfigDict, task: tasks.Task, data: inputs_li
     """(defs, state) at step 0, created already sharded over `mesh` (training/sharded_init.py):
     the network is built, fitted to the data and split inside the jitted initialisation, so it
     is never whole on one device."""
+    images = functools.cache(lambda: data_init.fit_images(data.train_source, task.decode))
+
     def build():
         model = build_model(c, task)
-        data_init.fit_model_to_data(model, data.train_source, task.decode)  # airbench whitening
+        if data.train_source is not None:
+            data_init.fit_with(model, images)  # airbench's whitening, from the data
         return initial_state(task, model, tx, c.seed)
 
     return sharded_init.create(build, mesh)
@@ -421,10 +426,8 @@ class _ThroughputClock:
 
 def _seconds_since_process_start() -> float | None:
     """From the command's start (imports included) to now: a launch's start-up, the figure a
-    warm compilation cache shortens."""
+    warm compilation cache shortens; None where the platform does not say."""
     try:
-        import psutil
-
         return time.time() - psutil.Process().create_time()
-    except Exception:  # psutil missing, or a platform that does not say
+    except psutil.Error:
         return None
