@@ -1,7 +1,8 @@
 """Microbenchmark behind `models.conv_lowering`'s rule: XLA's convolution against patches +
 matmul, per shape, forward and forward + backward (input and weight gradients).
 
-    uv run python -m benchmarks.conv_lowering [--grid square|zoo|all] [--repeats 5]
+    uv run python -m benchmarks.conv_lowering [--grid square|zoo|threshold|narrow|all]
+        [--modes fwd,fwd_bwd,dx,dw] [--repeats 5]
         [--max-gflop 3] [--json out.json]
 
 Variants: `xla` (lax.conv_general_dilated), `patches` (models.conv_lowering: strided slices
@@ -132,6 +133,26 @@ def threshold_grid(max_gflop: float):
     yield from (cfg for cfg in shapes() if _gflop(cfg) <= max_gflop)
 
 
+def narrow_grid(max_gflop: float):
+    """Few channels (LeNet-5's C1 and C3 and their neighbours, first layers reading a grey
+    image, DenseNet-like 12-channel outputs), and larger 5x5 and strided shapes."""
+    shapes = [
+        (128, 32, 1, 6, 5, 1, 0), (64, 32, 1, 6, 5, 1, 0), (64, 32, 1, 6, 3, 1, 0),
+        (64, 40, 1, 64, 3, 1, 1), (4, 256, 1, 64, 3, 1, 1), (64, 28, 1, 32, 3, 1, 1),
+        (128, 14, 6, 16, 5, 1, 0), (64, 14, 6, 16, 5, 1, 0), (64, 12, 6, 16, 3, 1, 0),
+        (64, 14, 3, 16, 5, 1, 0), (64, 28, 6, 16, 5, 1, 0), (64, 10, 16, 16, 5, 1, 0),
+        (64, 14, 16, 32, 5, 1, 0), (64, 14, 8, 8, 3, 1, 1), (64, 7, 16, 32, 3, 1, 1),
+        (64, 32, 48, 12, 3, 1, 1), (64, 16, 48, 12, 3, 1, 1), (64, 32, 16, 8, 3, 1, 1),
+        (64, 32, 8, 16, 3, 1, 1), (64, 32, 8, 8, 3, 1, 1), (64, 32, 12, 24, 3, 1, 1),
+        (128, 32, 3, 16, 3, 1, 1), (128, 32, 3, 32, 5, 1, 2), (32, 28, 16, 32, 5, 1, 2),
+        (32, 14, 32, 64, 5, 1, 2), (32, 64, 3, 64, 7, 2, 3), (32, 112, 64, 128, 3, 2, 1),
+    ]
+    for batch, hw, cin, cout, k, stride, pad in shapes:
+        cfg = dict(batch=batch, hw=hw, cin=cin, cout=cout, k=k, stride=stride, pad=pad)
+        if _gflop(cfg) <= max_gflop:
+            yield cfg
+
+
 def _out_hw(cfg) -> int:
     return (cfg["hw"] + 2 * cfg["pad"] - cfg["k"]) // cfg["stride"] + 1
 
@@ -152,7 +173,8 @@ def measure(cfg: dict, repeats: int, variants, modes) -> dict:
     for mode in modes:
         fns = {v: compiled(v, mode, cfg["stride"], pads) for v in variants}
         row[mode] = {v: s * 1e3 for v, s in time_interleaved(fns, (x, w, g), repeats).items()}
-    row["rule_picks_patches"] = conv_lowering.use_patches((_out_hw(cfg),) * 2, (cfg["k"],) * 2)
+    row["rule_picks_patches"] = conv_lowering.use_patches(
+        (_out_hw(cfg),) * 2, (cfg["k"],) * 2, (cfg["stride"],) * 2, cfg["cin"], cfg["cout"])
     return row
 
 
@@ -170,7 +192,8 @@ def _print_row(row: dict, variants, modes) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", choices=("square", "zoo", "threshold", "all"), default="all")
+    parser.add_argument("--grid", choices=("square", "zoo", "threshold", "narrow", "all"),
+                        default="all")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-gflop", type=float, default=3.0,
                         help="skip shapes whose forward costs more (keeps the run short)")
@@ -181,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     variants, modes = args.variants.split(","), args.modes.split(",")
     grids = {"square": [square_grid], "zoo": [zoo_grid], "threshold": [threshold_grid],
-             "all": [square_grid, zoo_grid, threshold_grid]}
+             "narrow": [narrow_grid],
+             "all": [square_grid, zoo_grid, threshold_grid, narrow_grid]}
     header = " ".join(f"{v:>9}" for v in variants) + "  xla/pat"
     print(f"{'shape':<34}{'out':>6}  " + "  |".join(f"{m} ms: {header}" for m in modes)
           + "   rule")
@@ -193,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"backend": jax.default_backend(), "repeats": args.repeats,
-                       "min_output_over_kernel": conv_lowering.MIN_OUTPUT_OVER_KERNEL,
                        "rows": rows},
                       f, indent=2)
     return 0

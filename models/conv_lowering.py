@@ -10,7 +10,7 @@ faster. With this lowering ResNet-18's train step at 64x64 (b32) drops from 4.3-
 `conv_general_dilated` here has
 `lax.conv_general_dilated`'s signature (so `nnx.Conv(..., conv_general_dilated=...)` takes
 it) and picks the lowering per static shape with `use_patches`, the one place the rule and
-its threshold live.
+its thresholds live.
 
 `CONVJAX_CONV_LOWERING=xla|patches|auto` (read at call time, i.e. when a step is traced)
 forces one lowering, for benchmarking; `auto` (the default) applies the rule.
@@ -30,32 +30,41 @@ from jax import lax
 LOWERINGS = ("auto", "xla", "patches")
 ENV_VAR = "CONVJAX_CONV_LOWERING"
 
-# The rule (`use_patches`) and its threshold, from benchmarks/conv_lowering.py on the shared
-# 2-core CPU container (float32; medians of 7 interleaved samples; fwd+bwd = forward, input and
-# weight gradients; ratio = XLA ms / patches ms, > 1: patches faster). 157 shapes, in
-# benchmarks/results/conv_lowering_cpu_2core.json:
+# The rule (`use_patches`) and its thresholds, from benchmarks/conv_lowering.py on the 2-core CPU
+# container (float32; medians of 5-7 interleaved samples; fwd+bwd = forward, input and weight
+# gradients; ratio = XLA ms / patches ms, > 1: patches faster). The first sweep (157 shapes,
+# benchmarks/results/conv_lowering_cpu_2core.json) ran on shared cores; the clauses marked
+# "quiet" were measured with nothing else running (conv_lowering_quiet_cpu_2core.json):
 # - Output smaller than the kernel (69 shapes): XLA's convolution is pathological, patches
 #   win 5.4x at the median and 16x in total time (9.0 s -> 0.56 s). 3x3 on 2x2x512, b32: fwd
-#   614 ms vs 6.8 (91x), fwd+bwd 633 vs 11 (56x); 3x3/2 on 4x4x256 -> 2x2x512 (ResNet-18's
-#   stage 4 at 64x64): fwd+bwd 167 vs 5.7 (29x, the input gradient); 5x5 on 4x4x48: 5.7x;
-#   LeNet-5's C5 (5x5 on 5x5x16, one output): 6.9x. The 7 exceptions take < 0.3 ms either way
-#   (1x1 and 2x2 inputs with 16-64 channels), but for b128 2x2x32 (0.78x).
-# - Output at least the kernel (88 shapes): XLA 0.81x at the median, 25% less total time
-#   (2.1 s vs 2.8 s); 32x32x16 (ResNet-20's first stage): 0.31-0.39x, patches' im2col copy
-#   costing more than the products; LeNet-5's C3 (5x5, 10x10 out): 0.95x. Patches would win
-#   1.0-2.0x on 3x3-6x6 outputs with >= 256 channels and on stride-2 convs with >= 128
-#   input channels: a finer rule could take those too (ResNet-50's last stages).
-# - 1x1 kernels (no patches to gather: one plain matmul): fwd+bwd 2.2-3.9x faster at 7x7 to
-#   56x56 (ResNet-50's bottleneck 1x1s; XLA's weight gradient of a 1x1 conv is slow), 0.95-1.9x
-#   for strided 1x1 projections.
-# So the threshold is the kernel itself: patches when the output is smaller than the kernel
-# along a spatial axis (times MIN_OUTPUT_OVER_KERNEL, the one number to tune).
-# Patches for every conv was tried on LeNet-5's whole train step at the default experiment's
-# batch (b64; its first conv needs no input gradient, where patches might have won): auto
-# 62.6 ms, patches everywhere 64.3, XLA everywhere 79.5, PyTorch eager 47.9 (interleaved, load
-# average 22-34; benchmarks/results/train_step_lenet5_b64_lowerings_cpu_2core.json): no gain,
-# the rule stays.
-MIN_OUTPUT_OVER_KERNEL = 1
+#   614 ms vs 6.8 (91x), fwd+bwd 633 vs 11 (56x); LeNet-5's C5 (5x5 on 5x5x16): 5.8x (quiet).
+#   With >= 256 input channels the crossover is at twice the kernel (quiet): 3x3 on 3x3-5x5
+#   outputs, 256-512 channels, b16/b32: 1.07-2.06x (ResNet-18's stage 3 at 64x64: 4x4x256,
+#   1.11-1.64x); with 128 channels it is a tie (0.72-1.28x), with 64 XLA wins (0.55-0.68x).
+# - Strided convolutions off the image (quiet): XLA's input gradient of a strided convolution
+#   is slow: of the 20 strided 3x3 shapes measured whose output is not already smaller than
+#   the kernel, patches win fwd+bwd on 19, 1.06-2.2x (the 20th: 0.98x). ResNet-20's
+#   32x32x16->32 1.43x, 16x16x32->64 1.91x; ResNet-18's 16x16x64->128 1.18x, 8x8x128->256
+#   1.34x. On the image itself (<= 3 channels) there is no
+#   input gradient to save, and XLA's forward is faster (ResNet-18's 7x7/2 stem: fwd+dw 27 ms
+#   vs 33), so the stem keeps XLA's.
+# - Narrow convolutions (quiet), fewer than 8 input channels: patches win when the output
+#   also has fewer than 16 channels (LeNet-5's C1, 32x32x1->6 5x5, b128: fwd+dw 10.8 ms vs
+#   13.1; 1->6 3x3 b64: 3.2 vs 3.6) or is at most twice the kernel (LeNet-5's C3, 14x14x6->16
+#   5x5: 1.26-1.39x; 12x12x6->16 3x3 1.48x; 14x14x3->16 5x5 2.18x). Wider outputs or larger
+#   maps keep XLA's (1->32/64 channels: 0.63-0.8x; ResNet-20's stem 32x32x3->16: fwd+dw 14 ms vs
+#   26; 8 or 16 input channels: 0.61-0.73x).
+# - 1x1 kernels (no patches to gather: one plain matmul): fwd+bwd 2.0-3.7x faster at 7x7 to
+#   56x56 (ResNet-50's bottleneck 1x1s; XLA's weight gradient of a 1x1 conv is slow), 1.7-1.8x
+#   for strided 1x1 projections (quiet).
+# - Everything else keeps XLA's: at larger maps patches' im2col copy costs more than the
+#   products (ResNet-20's 32x32x16 3x3: 0.49x; 28x28x16->32 5x5: 0.43x; quiet).
+# On whole train steps (quiet, interleaved; benchmarks/results/train_step_cpu_2core.json has
+# the table of record) the strided and narrow clauses took LeNet-5 b64 from 13.2 to 9.8 ms and
+# ResNet-20 b128 by 7-12%; ResNet-18 b32 at 64x64 moved within the noise.
+IMAGE_CHANNELS = 3       # at most this many input channels: the convolution reads the image
+NARROW_IN, NARROW_OUT = 8, 16
+WIDE_IN = 256
 
 
 def lowering() -> str:
@@ -66,13 +75,23 @@ def lowering() -> str:
     return name
 
 
-def use_patches(out_hw: Sequence[int], kernel_hw: Sequence[int]) -> bool:
+def use_patches(out_hw: Sequence[int], kernel_hw: Sequence[int], strides: Sequence[int],
+                cin: int, cout: int) -> bool:
     """The rule: patches + matmul for a 1x1 kernel (the "patches" are the input itself: one
-    plain matmul) or when the output is smaller than MIN_OUTPUT_OVER_KERNEL x the kernel
-    along a spatial axis; XLA's convolution otherwise. Measurements above."""
+    plain matmul); for an output smaller than the kernel along a spatial axis (twice the
+    kernel with WIDE_IN or more input channels); for a strided convolution off the image;
+    for a narrow one (fewer than NARROW_IN input channels, and fewer than NARROW_OUT output
+    channels or an output at most twice the kernel). XLA's convolution otherwise.
+    Measurements above."""
     if math.prod(kernel_hw) == 1:
         return True
-    return any(o < MIN_OUTPUT_OVER_KERNEL * k for o, k in zip(out_hw, kernel_hw))
+    small = lambda factor: any(o < factor * k for o, k in zip(out_hw, kernel_hw))
+    if small(1) or (cin >= WIDE_IN and small(2)):
+        return True
+    if max(strides) > 1 and cin > IMAGE_CHANNELS:
+        return True
+    at_most_twice = any(o <= 2 * k for o, k in zip(out_hw, kernel_hw))
+    return cin < NARROW_IN and (cout < NARROW_OUT or at_most_twice)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +166,8 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
         return forced, pads
     out_hw = [(n + lo + hi - (k - 1) * d - 1) // s + 1 for n, (lo, hi), k, d, s in
               zip(lhs_shape[1:3], pads, rhs_shape[:2], rhs_dilation, window_strides)]
-    return ("patches" if use_patches(out_hw, rhs_shape[:2]) else "xla"), pads
+    picks = use_patches(out_hw, rhs_shape[:2], window_strides, rhs_shape[2], rhs_shape[3])
+    return ("patches" if picks else "xla"), pads
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,

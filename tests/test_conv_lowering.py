@@ -91,17 +91,40 @@ def _lowered_with(monkeypatch, lowering: str, lhs_shape, rhs_shape, stride=1, pa
 def test_the_rule_picks_patches_when_the_output_is_smaller_than_the_kernel(monkeypatch):
     pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
     assert pick((8, 2, 2, 512), (3, 3, 512, 512)) == "patches"     # ResNet-18's stage 4 at 64
-    assert pick((8, 4, 4, 256), (3, 3, 256, 512), 2) == "patches"  # strided: 2x2 output
     assert pick((8, 5, 5, 16), (5, 5, 16, 120), 1, "VALID") == "patches"  # LeNet-5's C5
-    assert pick((8, 3, 3, 512), (3, 3, 512, 512)) == "xla"         # output == kernel
-    assert pick((8, 14, 14, 6), (5, 5, 6, 16), 1, "VALID") == "xla"  # LeNet-5's C3: 10x10
     assert pick((8, 4, 8, 64), (5, 5, 64, 64)) == "patches"        # one axis is enough
+    assert pick((8, 3, 3, 128), (3, 3, 128, 128)) == "xla"         # output == kernel
     assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "xla"
     assert pick((8, 32, 32, 64), (1, 1, 64, 64)) == "patches"      # 1x1: a plain dot
-    assert pick((8, 32, 32, 64), (1, 1, 64, 64), 2) == "patches"
-    r = conv_lowering.MIN_OUTPUT_OVER_KERNEL
-    assert conv_lowering.use_patches((3 * r - 1, 9), (3, 3))
-    assert not conv_lowering.use_patches((3 * r, 3 * r), (3, 3))
+
+
+def test_wide_inputs_take_patches_up_to_twice_the_kernel(monkeypatch):
+    pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
+    assert pick((8, 4, 4, 256), (3, 3, 256, 256)) == "patches"     # ResNet-18's stage 3 at 64
+    assert pick((8, 5, 5, 512), (3, 3, 512, 512)) == "patches"
+    assert pick((8, 6, 6, 512), (3, 3, 512, 512)) == "xla"         # output == twice the kernel
+    assert pick((8, 4, 4, 128), (3, 3, 128, 128)) == "xla"         # not wide
+
+
+def test_strided_convolutions_take_patches_except_on_the_image(monkeypatch):
+    pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
+    assert pick((8, 32, 32, 16), (3, 3, 16, 32), 2) == "patches"   # ResNet-20's stage 2 entry
+    assert pick((8, 16, 16, 64), (3, 3, 64, 128), 2) == "patches"
+    assert pick((8, 32, 32, 64), (1, 1, 64, 64), 2) == "patches"   # strided 1x1 projection
+    assert pick((8, 64, 64, 3), (7, 7, 3, 64), 2) == "xla"         # ResNet-18's stem
+    assert pick((8, 64, 64, 1), (7, 7, 1, 64), 2) == "xla"
+
+
+def test_narrow_convolutions_take_patches(monkeypatch):
+    pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
+    assert pick((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID") == "patches"    # LeNet-5's C1
+    assert pick((8, 14, 14, 6), (5, 5, 6, 16), 1, "VALID") == "patches"   # C3: 10x10 output
+    assert pick((8, 28, 28, 6), (5, 5, 6, 16), 1, "VALID") == "xla"       # 24x24 output
+    assert pick((8, 32, 32, 3), (3, 3, 3, 16)) == "xla"            # ResNet-20's stem
+    assert pick((8, 40, 40, 1), (3, 3, 1, 64)) == "xla"            # DnCNN's first layer
+    assert pick((8, 14, 14, 8), (5, 5, 8, 16), 1, "VALID") == "xla"       # 8 inputs: not narrow
+    assert conv_lowering.use_patches((10, 10), (5, 5), (1, 1), conv_lowering.NARROW_IN - 1, 64)
+    assert not conv_lowering.use_patches((11, 11), (5, 5), (1, 1), 6, conv_lowering.NARROW_OUT)
 
 
 def test_forcing_xla_keeps_every_convolution_a_convolution(monkeypatch):
