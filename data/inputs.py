@@ -73,7 +73,7 @@ class Inputs:
 
 
 def build_inputs(c: ml_collections.ConfigDict, data: Data, *, decode: Callable,
-                 train_example: Callable, eval_example: Callable, multiple: int = 1,
+                 train_example: Callable | None, eval_example: Callable, multiple: int = 1,
                  eval_sizes_vary: bool = False) -> Inputs:
     """This process's train stream and eval set. Class counts are reported when they come
     cheap (a cached set) or are needed (balanced sampling): a full pass otherwise. Eval sets of
@@ -117,5 +117,6 @@ def _train_stream(c, data: Data, decode: Callable, train_example: Callable):
     train_iter = iter(pipeline.train_dataset(
         train_ds, batch_size=c.train.batch_size // jax.process_count(), seed=c.seed,
         transform=train_example, num_workers=c.data.num_workers, prefetch=c.data.prefetch,
-        shuffle=not per_batch, share=(jax.process_index(), jax.process_count())))
+        shuffle=not per_batch, share=(jax.process_index(), jax.process_count()),
+        in_memory=c.data.cache))
     return train_iter, counts

@@ -87,7 +87,7 @@ def _subset(ds: grain.MapDataset, indices: np.ndarray) -> grain.MapDataset:
 def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
                   augment: Callable | None = None, transform: Callable | None = None,
                   num_workers: int = 0, prefetch: int = 2, shuffle: bool = True,
-                  share: tuple[int, int] = (0, 1)):
+                  share: tuple[int, int] = (0, 1), in_memory: bool = False):
     """An endless iterable of batches of `batch_size`, this process's share of each global
     batch of `batch_size * share[1]` examples (process `share[0]` of `share[1]`).
 
@@ -98,7 +98,11 @@ def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
     `transform(example, rng)` prepares each example with its own random stream (a task's
     augmentation, patch and degradation); `augment(image, rng)` is the image-only shorthand.
     `shuffle=False` keeps the order of `ds` (a stream already in batch order and already this
-    process's share: P x K batches)."""
+    process's share: P x K batches). `in_memory` (a cached `ds`) with no per-example work
+    batches by one NumPy gather instead (`memory_batches`)."""
+    if in_memory and shuffle and augment is None and transform is None:
+        return memory_batches(ds, batch_size=batch_size, seed=seed, prefetch=prefetch,
+                              share=share)
     ds = ds.seed(seed)
     ds = (ds.shuffle() if shuffle else ds).repeat(None)
     if augment is not None:
@@ -115,6 +119,35 @@ def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(
             num_workers=num_workers, per_worker_buffer_size=prefetch))
     return ds
+
+
+def memory_batches(ds: grain.MapDataset, *, batch_size: int, seed: int, prefetch: int = 2,
+                   share: tuple[int, int] = (0, 1)) -> grain.IterDataset:
+    """`train_dataset`'s stream for an in-memory split without per-example work: the same
+    global order semantics (a new permutation of the whole split each epoch, from the seed and
+    the epoch; batches run on across epoch boundaries; process `share[0]` of `share[1]` takes
+    its rows of each global batch), each batch one NumPy gather from the stacked split.
+
+    Why not Grain's per-record stages: they cost ~50 us of Python per record (a 64-digit
+    batch: 3.5-4 ms), which on 2 cores took ~4 ms from every 15 ms LeNet-5 step of the
+    default experiment. The elements here are whole batches, so Grain still reads ahead on
+    its threads and its iterator state (the next batch's index) is checkpointed and resumed
+    as before."""
+    arrays = {k: np.stack([ds[i][k] for i in range(len(ds))]) for k in ds[0]}
+    size, (index, count) = len(ds), share
+
+    @functools.lru_cache(maxsize=4)
+    def order(epoch: int) -> np.ndarray:
+        return np.random.default_rng([seed, epoch]).permutation(size)
+
+    def batch(number: int, _) -> dict:
+        start = number * batch_size * count + index * batch_size
+        epochs, offsets = np.divmod(np.arange(start, start + batch_size), size)
+        picks = np.concatenate([order(int(e))[offsets[epochs == e]] for e in np.unique(epochs)])
+        return {k: v[picks] for k, v in arrays.items()}
+
+    return (grain.MapDataset.range(1).repeat(None).map_with_index(batch)
+            .to_iter_dataset(read_options(prefetch)))
 
 
 def read_options(prefetch: int) -> grain.ReadOptions:

@@ -81,6 +81,11 @@ class Task:
     def train_example(self, example: dict, rng: np.random.Generator) -> dict:
         return example
 
+    def prepares_train_examples(self) -> bool:
+        """False when `train_example` returns every example as it is: an in-memory train set
+        is then batched by one NumPy gather (data/pipeline.py `memory_batches`)."""
+        return type(self).train_example is not Task.train_example
+
     def eval_example(self, example: dict, index: int) -> dict:
         return example
 

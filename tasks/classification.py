@@ -101,6 +101,9 @@ class Classification(base.Task):
             return example
         return {**example, "image": self._host_augment(example["image"], rng)}
 
+    def prepares_train_examples(self) -> bool:
+        return self._host_augment is not None
+
     # --- device -------------------------------------------------------------------------------
     def device_augment(self):
         if self._device_hook is None:

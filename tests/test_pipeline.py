@@ -106,3 +106,45 @@ def test_worker_processes_give_the_same_batches_and_resume():
     resumed = make(2)
     resumed.set_state(state)
     np.testing.assert_array_equal(next(resumed)["image"], next(local)["image"])
+
+
+def _memory_stream(ds, **kwargs):
+    return iter(pipeline.train_dataset(ds, in_memory=True, **kwargs))
+
+
+def test_an_in_memory_split_without_example_work_is_batched_by_one_gather():
+    ds = pipeline.decoded(_records(20), image_size=4, cache=True)
+    it = _memory_stream(ds, batch_size=8, seed=0)
+    ids = sum((_ids(next(it)) for _ in range(5)), [])  # two epochs, batches across the seam
+    assert sorted(ids[:20]) == sorted(ids[20:40]) == list(range(20))
+    assert ids[:20] != ids[20:40], "each epoch is shuffled anew"
+    again = _memory_stream(ds, batch_size=8, seed=0)
+    assert sum((_ids(next(again)) for _ in range(5)), []) == ids, "the seed fixes the order"
+    other = _memory_stream(ds, batch_size=8, seed=1)
+    assert sum((_ids(next(other)) for _ in range(5)), []) != ids
+    batch = next(_memory_stream(ds, batch_size=8, seed=0))
+    assert batch["image"].shape == (8, 4, 4, 1) and batch["label"].tolist() == [
+        i % 10 for i in _ids(batch)]
+    # per-example work keeps Grain's per-record stages
+    noisy = pipeline.train_dataset(ds, batch_size=8, seed=0, in_memory=True,
+                                   augment=_add_noise)
+    pixels = next(iter(noisy))["image"] * 255
+    assert not np.allclose(pixels, np.round(pixels)), "the noise was added"
+
+
+def test_in_memory_batches_share_across_processes_and_resume():
+    ds = pipeline.decoded(_records(20), image_size=4, cache=True)
+    alone = _memory_stream(ds, batch_size=6, seed=5)
+    shares = [_memory_stream(ds, batch_size=2, seed=5, share=(i, 3)) for i in range(3)]
+    reference = [next(alone) for _ in range(9)]  # past two epoch boundaries
+    for expected in reference[:7]:
+        got = [next(s) for s in shares]
+        for key in ("image", "label"):
+            np.testing.assert_array_equal(np.concatenate([g[key] for g in got]), expected[key])
+    first = _memory_stream(ds, batch_size=6, seed=5)
+    for _ in range(4):
+        next(first)
+    resumed = _memory_stream(ds, batch_size=6, seed=5)
+    resumed.set_state(first.get_state())
+    for expected in reference[4:]:
+        np.testing.assert_array_equal(next(resumed)["image"], expected["image"])

@@ -142,7 +142,8 @@ def evaluate(eval_step, state, inputs: inputs_lib.Inputs, task: tasks.Task, c,
 
 def build_inputs(c: ml_collections.ConfigDict, data: inputs_lib.Data, task: tasks.Task,
                  devices: int) -> inputs_lib.Inputs:
-    return inputs_lib.build_inputs(c, data, decode=task.decode, train_example=task.train_example,
+    train_example = task.train_example if task.prepares_train_examples() else None
+    return inputs_lib.build_inputs(c, data, decode=task.decode, train_example=train_example,
                                    eval_example=task.eval_example, multiple=devices,
                                    eval_sizes_vary=task.eval_sizes_vary())
 
