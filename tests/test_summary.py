@@ -115,7 +115,10 @@ def test_every_network_flops_agree_with_xla(name):
     sheet = summary.summarize(name)
     assert sheet.flops_forward == pytest.approx(sheet.xla_flops_unoptimized, rel=1e-4)
     assert sheet.flops_forward == pytest.approx(sheet.xla_flops_unfused, rel=0.02)
-    assert sheet.flops_forward == pytest.approx(sheet.xla_flops, rel=0.06)  # fusion: <= +5.2%
+    # Fusion recomputes cheap elementwise work (norm, activation) in each consumer, the more so
+    # since strided convolutions gather patches (models/conv_lowering.py): <= +9.1% (ResNet-110;
+    # +5.2% while they kept XLA's convolution).
+    assert sheet.xla_flops_unfused * 0.999 <= sheet.xla_flops <= 1.10 * sheet.flops_forward
 
 
 # --- receptive fields: formula and gradient ------------------------------------------------
