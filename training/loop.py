@@ -245,6 +245,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
         lock.release()
         return _already_trained(workdir, first, show_progress)
     is_main = jax.process_index() == 0
+    if is_main:
+        plots.import_in_background()  # for pictures_of_run
     run_record = record.RunRecord(workdir, writer_enabled=is_main)
     run_record.start(c.to_json(indent=2), resumed_at)
     run_record.write_json(DATA_INFO, dataclasses.asdict(task.info))
