@@ -94,6 +94,14 @@ def square_grid(max_gflop: float):
                     yield dict(batch=batch, hw=hw, cin=c, cout=c, k=3, stride=1, pad=1)
 
 
+def _within(shapes, max_gflop: float):
+    """(batch, hw, cin, cout, k, stride, pad) tuples as configs, those within the FLOP cap."""
+    for batch, hw, cin, cout, k, stride, pad in shapes:
+        cfg = dict(batch=batch, hw=hw, cin=cin, cout=cout, k=k, stride=stride, pad=pad)
+        if _gflop(cfg) <= max_gflop:
+            yield cfg
+
+
 def zoo_grid(max_gflop: float):
     """The convolutions of lenet5, resnet20_cifar and resnet18 at the benchmark's batches
     (strided and 1x1 ones included), and some 1x1 convolutions at large spatial size."""
@@ -112,10 +120,7 @@ def zoo_grid(max_gflop: float):
         (16, 56, 64, 256, 1, 1, 0), (16, 28, 512, 128, 1, 1, 0), (16, 14, 1024, 256, 1, 1, 0),
         (16, 7, 2048, 512, 1, 1, 0),
     ]
-    for batch, hw, cin, cout, k, stride, pad in shapes:
-        cfg = dict(batch=batch, hw=hw, cin=cin, cout=cout, k=k, stride=stride, pad=pad)
-        if _gflop(cfg) <= max_gflop:
-            yield cfg
+    yield from _within(shapes, max_gflop)
 
 
 def threshold_grid(max_gflop: float):
@@ -147,10 +152,7 @@ def narrow_grid(max_gflop: float):
         (128, 32, 3, 16, 3, 1, 1), (128, 32, 3, 32, 5, 1, 2), (32, 28, 16, 32, 5, 1, 2),
         (32, 14, 32, 64, 5, 1, 2), (32, 64, 3, 64, 7, 2, 3), (32, 112, 64, 128, 3, 2, 1),
     ]
-    for batch, hw, cin, cout, k, stride, pad in shapes:
-        cfg = dict(batch=batch, hw=hw, cin=cin, cout=cout, k=k, stride=stride, pad=pad)
-        if _gflop(cfg) <= max_gflop:
-            yield cfg
+    yield from _within(shapes, max_gflop)
 
 
 def _out_hw(cfg) -> int:
