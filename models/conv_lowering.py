@@ -45,23 +45,27 @@ ENV_VAR = "CONVJAX_CONV_LOWERING"
 #   is slow: of the 20 strided 3x3 shapes measured whose output is not already smaller than
 #   the kernel, patches win fwd+bwd on 19, 1.06-2.2x (the 20th: 0.98x). ResNet-20's
 #   32x32x16->32 1.43x, 16x16x32->64 1.91x; ResNet-18's 16x16x64->128 1.18x, 8x8x128->256
-#   1.34x. On the image itself (<= 3 channels) there is no
-#   input gradient to save, and XLA's forward is faster (ResNet-18's 7x7/2 stem: fwd+dw 27 ms
-#   vs 33), so the stem keeps XLA's.
-# - Narrow convolutions (quiet), fewer than 8 input channels: patches win when the output
-#   also has fewer than 16 channels (LeNet-5's C1, 32x32x1->6 5x5, b128: fwd+dw 10.8 ms vs
-#   13.1; 1->6 3x3 b64: 3.2 vs 3.6) or is at most twice the kernel (LeNet-5's C3, 14x14x6->16
-#   5x5: 1.26-1.39x; 12x12x6->16 3x3 1.48x; 14x14x3->16 5x5 2.18x). Wider outputs or larger
-#   maps keep XLA's (1->32/64 channels: 0.63-0.8x; ResNet-20's stem 32x32x3->16: fwd+dw 14 ms vs
-#   26; 8 or 16 input channels: 0.61-0.73x).
+#   1.34x. On the image itself (<= 3 channels) there is no input gradient to save, and XLA's
+#   forward is faster (ResNet-18's 7x7/2 stem: fwd+dw 27-29 ms vs 33-46), so the stem keeps
+#   XLA's.
+# - Narrow convolutions (quiet), fewer than 8 input channels: patches win fwd+bwd when the
+#   output is at most twice the kernel (LeNet-5's C3, 14x14x6->16 5x5: 1.13-1.39x; 12x12x6->16
+#   3x3: 1.41-1.48x; 14x14x3->16 5x5: 1.56-2.18x) or has fewer than 16 channels. The latter
+#   is LeNet-5's C1 (32x32x1->6 5x5), which needs no input gradient: alone its fwd+dw is a tie
+#   or a loss (0.7-1.2x over runs), but in LeNet-5's whole step (b64) patches for C1 alone
+#   took 13.2 ms to 12.4, for C3 alone to 12.3, for both to 10.2 (the patch gather fuses with
+#   the tanh and pooling around it). Wider outputs or larger maps keep XLA's (1->32/64
+#   channels: fwd+dw 0.6-0.8x; ResNet-20's stem 32x32x3->16: 0.61-0.78x; 8 or 16 input
+#   channels: 0.6-0.9x fwd+bwd).
 # - 1x1 kernels (no patches to gather: one plain matmul): fwd+bwd 2.0-3.7x faster at 7x7 to
 #   56x56 (ResNet-50's bottleneck 1x1s; XLA's weight gradient of a 1x1 conv is slow), 1.7-1.8x
 #   for strided 1x1 projections (quiet).
 # - Everything else keeps XLA's: at larger maps patches' im2col copy costs more than the
-#   products (ResNet-20's 32x32x16 3x3: 0.49x; 28x28x16->32 5x5: 0.43x; quiet).
+#   products (ResNet-20's 32x32x16 3x3: 0.49x; 28x28x16->32 5x5: 0.43-0.49x; quiet).
 # On whole train steps (quiet, interleaved; benchmarks/results/train_step_cpu_2core.json has
-# the table of record) the strided and narrow clauses took LeNet-5 b64 from 13.2 to 9.8 ms and
-# ResNet-20 b128 by 7-12%; ResNet-18 b32 at 64x64 moved within the noise.
+# the table of record) the strided and narrow clauses took LeNet-5 b64 from 13.8 to 9.9 ms
+# and b128 from 28.2 to 20.0, ResNet-20 b128 from 766 to 701 ms; ResNet-18 b32 at 64x64
+# moved within the noise (387 -> 380).
 IMAGE_CHANNELS = 3       # at most this many input channels: the convolution reads the image
 NARROW_IN, NARROW_OUT = 8, 16
 WIDE_IN = 256
