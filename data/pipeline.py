@@ -99,7 +99,8 @@ def train_dataset(ds: grain.MapDataset, *, batch_size: int, seed: int,
     augmentation, patch and degradation); `augment(image, rng)` is the image-only shorthand.
     `shuffle=False` keeps the order of `ds` (a stream already in batch order and already this
     process's share: P x K batches). `in_memory` (a cached `ds`) with no per-example work
-    batches by one NumPy gather instead (`memory_batches`)."""
+    batches by one NumPy gather instead (`memory_batches`; no worker processes are needed
+    then, and `num_workers` is not used)."""
     if in_memory and shuffle and augment is None and transform is None:
         return memory_batches(ds, batch_size=batch_size, seed=seed, prefetch=prefetch,
                               share=share)
