@@ -89,6 +89,19 @@ def test_sigkill_at_a_random_moment_then_resume_is_exact(tmp_path):
     assert fingerprint[0] == fingerprint[1]
 
 
+def test_a_run_killed_after_its_last_checkpoint_is_recorded_on_resume(straight, tiny_config,
+                                                                     tmp_path):
+    """Killed between the final checkpoint and summary.json: the resume trains no step and
+    writes the summary of the same weights, evaluated."""
+    workdir = tmp_path / "run"
+    _train(tiny_config, workdir)
+    (workdir / "summary.json").unlink()  # as if killed after the last checkpoint
+    resumed = _train(tiny_config, workdir)
+    assert resumed["params_sha256"] == straight["params_sha256"]
+    assert resumed["final_metrics"]["test/accuracy"] == straight["final_metrics"]["test/accuracy"]
+    assert json.loads((workdir / "summary.json").read_text())["steps"] == straight["steps"]
+
+
 @pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"), reason="two runs (.ci/run runs it)")
 def test_a_damaged_latest_checkpoint_is_skipped_for_the_one_before(tiny_config, tmp_path, capsys):
     workdir = tmp_path / "run"

@@ -240,7 +240,12 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     first = int(state.step)
     last = c.train.steps if stop_after is None else min(c.train.steps, stop_after)
     last = first if stopper.stopped else last  # it had stopped early before this resume
-    if first >= last:  # nothing to train: leave the run directory as it is
+    # A run stopped after its last checkpoint but before its summary was written is finished
+    # now (evaluated and recorded, no step trained); any other run with nothing to train is
+    # left as it is.
+    unrecorded = (last == c.train.steps or stopper.stopped) and not (
+        workdir / "summary.json").exists()
+    if first >= last and not unrecorded:
         ckpt.close()
         lock.release()
         return _already_trained(workdir, first, show_progress)
@@ -316,6 +321,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
     ckpt.wait_until_finished()
     if stopper.stopped and c.early_stopping.restore_best:
         state = checkpoint.restore_state(ckpt, stopper.best_step, state)
+        eval_values = eval_all(state)
+    if first >= last and not eval_values:  # the unrecorded run: no step, so no eval yet
         eval_values = eval_all(state)
     ckpt.close()
     if stop.signal_name is not None:
