@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -250,8 +251,6 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
         lock.release()
         return _already_trained(workdir, first, show_progress)
     is_main = jax.process_index() == 0
-    if is_main:
-        plots.import_in_background()  # for pictures_of_run
     run_record = record.RunRecord(workdir, writer_enabled=is_main)
     run_record.start(c.to_json(indent=2), resumed_at)
     run_record.write_json(DATA_INFO, dataclasses.asdict(task.info))
@@ -287,6 +286,8 @@ def train(c: ml_collections.ConfigDict, workdir: Path, *, stop_after: int | None
             pending.append(sums)
             if step_number == first + 1:
                 clock.compiled(step_number, sums)
+                if is_main:  # for pictures_of_run; not before: tracing needs the GIL
+                    plots.import_in_background()
             stopping = stop.signal_name is not None
             at_end = step_number == last
             log_now = step_number % c.train.log_every_steps == 0 or at_end or stopping
@@ -436,7 +437,17 @@ class _ThroughputClock:
 
 def _seconds_since_process_start() -> float | None:
     """From the command's start (imports included) to now: a launch's start-up, the figure a
-    warm compilation cache shortens; None where the platform does not say."""
+    warm compilation cache shortens; None where the platform does not say.
+
+    On Linux from the kernel's own clocks: the process's start in clock ticks since boot
+    (/proc/self/stat) against CLOCK_BOOTTIME, good to 10 ms. psutil's create_time adds the
+    boot time, which /proc/stat gives in whole seconds, so its figure was up to 1 s long."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, after pid and name
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, AttributeError, ValueError, IndexError):
+        pass
     try:
         return time.time() - psutil.Process().create_time()
     except psutil.Error:
