@@ -36,6 +36,9 @@ Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 80
           accuracy, test loss 0.047, params_sha256 eb179c4a... (another epoch order and float
           rounding); 16.8 / 18.3 / 19.0 s from command to exit on a warm cache (start-up 4.3-5.2
           s, 70-81 train steps/s), 31.8 s on an empty one (start-up 12.6 s).
+          Start-up timed from the kernel's clocks (psutil's read up to 1 s long) and
+          matplotlib imported after the first step: 12.4-13.2 s warm (start-up 2.6-3.3 s,
+          97-103 steps/s), 20.1-21.8 s cold (start-up 7.7-9.0 s); 98.89%.
           The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
           600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.
 """
