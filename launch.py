@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from errors import UserError
-from training import compile_cache
+from training import compile_cache, startup
 
 COMMANDS = {
     "train": ("training.cli", "train a model from an experiment config (resumes an existing --workdir)"),
@@ -61,4 +61,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    startup.mark_own_process()
     sys.exit(main(sys.argv[1:]))

@@ -19,6 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from errors import UserError, one_line
+from training import startup
 
 DEFAULT_EXPERIMENT = "experiments/lenet5_digits.py"
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +116,8 @@ def main(argv: list[str]) -> int:
         distributed.initialize(fv.coordinator, fv.num_processes, fv.process_id)
     elif fv.coordinator or fv.num_processes is not None or fv.process_id is not None:
         raise UserError("--coordinator, --num-processes and --process-id need --distributed")
-    from training import loop  # after parsing: `--help` and bad flags answer without loading jax
+    with startup.imports_without_collection():
+        from training import loop  # after parsing: `--help` and bad flags answer without jax
 
     if fv.stop_after is not None and fv.stop_after < 1:
         raise UserError(f"--stop_after must be a step >= 1, got {fv.stop_after}")
