@@ -1,6 +1,6 @@
-"""The shape-aware convolution (models/conv_lowering.py): both lowerings compute the same
-convolution and the same gradients, the rule picks as documented, and building the zoo with
-it leaves every parameter where it was."""
+"""The shape-aware convolution (models/conv_lowering.py): every lowering (patches, XLA's, XLA's
+with the weight gradient chunked) computes the same convolution and the same gradients, the
+rule picks as documented, and building the zoo with it leaves every parameter where it was."""
 
 from __future__ import annotations
 
@@ -55,15 +55,20 @@ def test_patches_and_xla_agree_forward_and_both_gradients(kernel, stride, paddin
     ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dil,
                                                 dimension_numbers=DN)
     pads = conv_lowering.choose(x.shape, w.shape, strides, padding, dil)[1]
-    ours = lambda x, w: conv_lowering.patches_conv(x, w, strides, pads, dil)
+    patches = lambda x, w: conv_lowering.patches_conv(x, w, strides, pads, dil)
     g = jax.random.normal(kg, jax.eval_shape(ref, x, w).shape)
-    for a, b, what in zip(_conv_and_grads(ref, x, w, g), _conv_and_grads(ours, x, w, g),
-                          ("forward", "input gradient", "weight gradient")):
-        assert a.shape == b.shape, what
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4, err_msg=what)
+    want = _conv_and_grads(ref, x, w, g)
+    for chunk in (None, 1, 3):  # patches; chunked weight gradient, one or three examples a chunk
+        ours = patches if chunk is None else (
+            lambda x, w, c=chunk: conv_lowering.xla_conv_chunked_dw(x, w, strides, pads, dil,
+                                                                   None, c))
+        got = jax.jit(lambda x, w, g, f=ours: _conv_and_grads(f, x, w, g))(x, w, g)
+        for a, b, what in zip(want, got, ("forward", "input gradient", "weight gradient")):
+            assert a.shape == b.shape and a.dtype == b.dtype, what
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4, err_msg=f"{chunk}: {what}")
 
 
-@pytest.mark.parametrize("lowering", ["xla", "patches"])
+@pytest.mark.parametrize("lowering", ["xla", "patches", "chunked_dw"])
 def test_forced_lowering_through_nnx_conv_matches_the_library(monkeypatch, lowering):
     """`Conv` with either lowering forced equals plain nnx.Conv (same init, same output)."""
     monkeypatch.setenv(conv_lowering.ENV_VAR, lowering)
@@ -79,12 +84,15 @@ def test_forced_lowering_through_nnx_conv_matches_the_library(monkeypatch, lower
 
 def _lowered_with(monkeypatch, lowering: str, lhs_shape, rhs_shape, stride=1, padding="SAME",
                   **kwargs) -> str:
-    """Which lowering `conv_general_dilated` emits for these shapes (read off its jaxpr)."""
+    """Which lowering `conv_general_dilated` emits for these shapes (read off its jaxpr):
+    'chunked_dw' is XLA's convolution with its own (custom) gradient."""
     monkeypatch.setenv(conv_lowering.ENV_VAR, lowering)
     fn = lambda x, w: conv_lowering.conv_general_dilated(
         x, w, (stride, stride), padding, dimension_numbers=DN, **kwargs)
     jaxpr = jax.make_jaxpr(fn)(jnp.zeros(lhs_shape), jnp.zeros(rhs_shape))
     names = {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+    if "custom_vjp_call" in names:
+        return "chunked_dw"
     return "xla" if "conv_general_dilated" in names else "patches"
 
 
@@ -94,7 +102,7 @@ def test_the_rule_picks_patches_when_the_output_is_smaller_than_the_kernel(monke
     assert pick((8, 5, 5, 16), (5, 5, 16, 120), 1, "VALID") == "patches"  # LeNet-5's C5
     assert pick((8, 4, 8, 64), (5, 5, 64, 64)) == "patches"        # one axis is enough
     assert pick((8, 3, 3, 128), (3, 3, 128, 128)) == "xla"         # output == kernel
-    assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "xla"
+    assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "chunked_dw"  # XLA's, dw chunked
     assert pick((8, 32, 32, 64), (1, 1, 64, 64)) == "patches"      # 1x1: a plain dot
 
 
@@ -111,20 +119,55 @@ def test_strided_convolutions_take_patches_except_on_the_image(monkeypatch):
     assert pick((8, 32, 32, 16), (3, 3, 16, 32), 2) == "patches"   # ResNet-20's stage 2 entry
     assert pick((8, 16, 16, 64), (3, 3, 64, 128), 2) == "patches"
     assert pick((8, 32, 32, 64), (1, 1, 64, 64), 2) == "patches"   # strided 1x1 projection
-    assert pick((8, 64, 64, 3), (7, 7, 3, 64), 2) == "xla"         # ResNet-18's stem
-    assert pick((8, 64, 64, 1), (7, 7, 1, 64), 2) == "xla"
+    assert pick((8, 64, 64, 3), (7, 7, 3, 64), 2) == "chunked_dw"  # ResNet-18's stem
+    assert pick((8, 64, 64, 1), (7, 7, 1, 64), 2) == "chunked_dw"
 
 
 def test_narrow_convolutions_take_patches(monkeypatch):
     pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
     assert pick((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID") == "patches"    # LeNet-5's C1
     assert pick((8, 14, 14, 6), (5, 5, 6, 16), 1, "VALID") == "patches"   # C3: 10x10 output
-    assert pick((8, 28, 28, 6), (5, 5, 6, 16), 1, "VALID") == "xla"       # 24x24 output
-    assert pick((8, 32, 32, 3), (3, 3, 3, 16)) == "xla"            # ResNet-20's stem
-    assert pick((8, 40, 40, 1), (3, 3, 1, 64)) == "xla"            # DnCNN's first layer
+    assert pick((8, 28, 28, 6), (5, 5, 6, 16), 1, "VALID") == "chunked_dw"  # 24x24 output
+    assert pick((8, 32, 32, 3), (3, 3, 3, 16)) == "chunked_dw"     # ResNet-20's stem
+    assert pick((8, 40, 40, 1), (3, 3, 1, 64)) == "chunked_dw"     # DnCNN's first layer
     assert pick((8, 14, 14, 8), (5, 5, 8, 16), 1, "VALID") == "xla"       # 8 inputs: not narrow
     assert conv_lowering.use_patches((10, 10), (5, 5), (1, 1), conv_lowering.NARROW_IN - 1, 64)
     assert not conv_lowering.use_patches((11, 11), (5, 5), (1, 1), 6, conv_lowering.NARROW_OUT)
+
+
+def test_the_weight_gradient_is_chunked_only_with_two_chunks_of_enough_rows(monkeypatch):
+    chunk = conv_lowering.weight_gradient_chunk
+    assert chunk(128, (32, 32)) == 4          # ResNet-20's first stage: 4 x 1,024 rows
+    assert chunk(128, (8, 8)) == 64
+    assert chunk(102, (32, 32)) == 3          # a divisor of the batch
+    assert chunk(32, (8, 8)) is None          # the whole batch fits one chunk
+    assert chunk(127, (28, 28)) is None       # one example a chunk: 784 rows, too few
+    assert chunk(127, (32, 32)) == 1          # 1,024 rows: enough
+    pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
+    assert pick((32, 8, 8, 128), (3, 3, 128, 128)) == "xla"
+    assert pick((128, 8, 8, 64), (3, 3, 64, 64)) == "chunked_dw"
+
+
+def test_auto_keeps_xla_convolutions_off_the_cpu(monkeypatch):
+    """The rule was measured against XLA's CPU convolution, not cuDNN or the TPU's."""
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
+    assert pick((8, 2, 2, 512), (3, 3, 512, 512)) == "xla"
+    assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "xla"
+    assert _lowered_with(monkeypatch, "patches", (8, 2, 2, 512), (3, 3, 512, 512)) == "patches"
+
+
+def test_chunked_weight_gradient_keeps_the_kernel_dtype():
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3), jnp.bfloat16)
+    w = jax.random.normal(jax.random.key(1), (3, 3, 3, 5), jnp.bfloat16)
+    conv = lambda w: conv_lowering.xla_conv_chunked_dw(x, w, (1, 1), ((1, 1), (1, 1)),
+                                                       (1, 1), None, 2)
+    dw = jax.grad(lambda w: jnp.sum(conv(w).astype(jnp.float32)))(w)
+    want = jax.grad(lambda w: jnp.sum(lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=DN).astype(jnp.float32)))(w)
+    assert dw.dtype == jnp.bfloat16
+    np.testing.assert_allclose(dw.astype(np.float32), want.astype(np.float32), rtol=2e-2,
+                               atol=0.5)
 
 
 def test_forcing_xla_keeps_every_convolution_a_convolution(monkeypatch):
