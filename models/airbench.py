@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from models.batch_norm import BatchNorm
 from models.conv_layers import Conv
 from models.registry import register
 
@@ -109,8 +110,8 @@ class ConvGroup(nnx.Module):
 
     def __init__(self, c_in: int, c_out: int, *, rngs: nnx.Rngs):
         conv = lambda i, o: Conv(i, o, (3, 3), padding="SAME", use_bias=False, rngs=rngs)
-        norm = lambda f: nnx.BatchNorm(f, use_scale=False, momentum=BN_MOMENTUM,
-                                       epsilon=BN_EPSILON, rngs=rngs)
+        norm = lambda f: BatchNorm(f, use_scale=False, momentum=BN_MOMENTUM,
+                                   epsilon=BN_EPSILON, rngs=rngs)
         self.conv1, self.norm1 = conv(c_in, c_out), norm(c_out)
         self.conv2, self.norm2 = conv(c_out, c_out), norm(c_out)
 

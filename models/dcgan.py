@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from models.batch_norm import BatchNorm
 from models.conv_layers import Conv
 from models.registry import register
 
@@ -69,9 +70,9 @@ class UpConv(nnx.Module):
         return y if self.bias is None else y + self.bias[...]
 
 
-def _batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+def _batch_norm(features: int, rngs: nnx.Rngs) -> BatchNorm:
     # momentum 0.9 is PyTorch's 0.1: the running statistics follow a generator that moves
-    return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, rngs=rngs)
+    return BatchNorm(features, momentum=0.9, epsilon=1e-5, rngs=rngs)
 
 
 class Generator(nnx.Module):

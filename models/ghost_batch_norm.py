@@ -13,20 +13,21 @@ cross-device BatchNorm (PyTorch's DistributedDataParallel without SyncBatchNorm,
 `axis_name`). Any other group size is as valid: a group may span devices, and XLA moves what it
 needs.
 
-`GhostBatchNorm` is an `nnx.BatchNorm` with the same parameters and statistics (scale, bias,
-mean, var), so checkpoints, sharding rules and weight import are unchanged; only the training
-pass differs. `use_ghost_batch_norm` turns the BatchNorm layers of a built model into it.
+`GhostBatchNorm` is a BatchNorm (models/batch_norm.py: an `nnx.BatchNorm`) with the same
+parameters and statistics (scale, bias, mean, var), so checkpoints, sharding rules and weight
+import are unchanged; only the training pass differs. `use_ghost_batch_norm` turns the BatchNorm layers of a built model into it.
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 from flax.nnx.module import first_from
-# Flax's own pieces of nnx.BatchNorm (the float32 statistics, fast variance, the clip at zero;
-# the reshape of mean/var/scale/bias for the normalisation), so the two layers cannot drift apart.
-from flax.nnx.nn.normalization import _canonicalize_axes, _compute_stats, _normalize
+# Flax's own pieces of nnx.BatchNorm (the float32 statistics, fast variance, the clip at zero),
+# so the two layers cannot drift apart.
+from flax.nnx.nn.normalization import _canonicalize_axes, _compute_stats
+
+from models.batch_norm import BatchNorm, scale_and_shift
 
 
 def check_group_size(group_size: int) -> int:
@@ -35,8 +36,8 @@ def check_group_size(group_size: int) -> int:
     return group_size
 
 
-class GhostBatchNorm(nnx.BatchNorm):
-    """`nnx.BatchNorm` whose training statistics are those of each group of `group_size`
+class GhostBatchNorm(BatchNorm):
+    """BatchNorm whose training statistics are those of each group of `group_size`
     consecutive examples (the first axis) rather than of the whole batch.
 
     Training (`use_running_average=False`): the batch (its size a multiple of `group_size`, else
@@ -59,8 +60,8 @@ class GhostBatchNorm(nnx.BatchNorm):
     within-group variance the network was trained on, smaller than the batch's by the spread of
     the group means.
 
-    Evaluation (`use_running_average=True`) is exactly nnx.BatchNorm's. With `group_size` equal
-    to the batch it is nnx.BatchNorm in training too (to rounding: the reductions differ in shape).
+    Evaluation (`use_running_average=True`) is exactly BatchNorm's. With `group_size` equal
+    to the batch it is BatchNorm in training too (to rounding: the reductions differ in shape).
     """
 
     def __init__(self, num_features: int, *, group_size: int, **batch_norm_kwargs):
@@ -101,16 +102,9 @@ class GhostBatchNorm(nnx.BatchNorm):
             axis_index_groups=self.axis_index_groups, use_fast_variance=self.use_fast_variance,
             mask=mask)  # each (groups, features)
 
-        # As nnx.BatchNorm: no gradient through the running averages.
-        stop_gradient = (jax.lax.stop_gradient if self.mean._can_update or self.var._can_update
-                         else lambda v: v)
-        self.mean[...] = stop_gradient(
-            self.momentum * self.mean[...] + (1 - self.momentum) * mean.mean(axis=0))
-        self.var[...] = stop_gradient(
-            self.momentum * self.var[...] + (1 - self.momentum) * var.mean(axis=0))
-
-        y = _normalize(grouped, mean, var, scale, bias, reduction_axes, feature_axes, self.dtype,
-                       self.epsilon)
+        self.update_running_stats(mean.mean(axis=0), var.mean(axis=0))
+        y = scale_and_shift(grouped, mean, var, scale, bias, reduction_axes, feature_axes,
+                            self.dtype, self.epsilon)
         return y.reshape(x.shape)
 
 
@@ -130,7 +124,7 @@ def use_ghost_batch_norm(model: nnx.Module, group_size: int) -> int:
     check_group_size(group_size)
     layers = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
     for layer in layers:
-        if type(layer) not in (nnx.BatchNorm, GhostBatchNorm):  # its own __call__ would be lost
+        if type(layer) not in (nnx.BatchNorm, BatchNorm, GhostBatchNorm):  # keep no other __call__
             raise TypeError(f"cannot make {type(layer).__name__} (a BatchNorm subclass) ghost")
         layer.__class__ = GhostBatchNorm
         layer.group_size = group_size

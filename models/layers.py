@@ -5,8 +5,9 @@ Blocks take these as arguments so an ablation swaps one by config (`model.act=el
 `model.norm=none`, `model.pool=strided_conv`) instead of forking the block. Everything with
 weights or a spatial effect is an `nnx.Module`, so the architecture sheet sees it as a layer.
 Convolution variants (locally connected, depthwise-separable, sub-pixel, ...) live in
-`models/conv_layers.py`; dropout and batch norm are Flax's own `nnx.Dropout` and
-`nnx.BatchNorm`, switched between train and eval by `model.train()` / `model.eval()`.
+`models/conv_layers.py`; dropout is Flax's own `nnx.Dropout` and batch norm its `nnx.BatchNorm`
+normalising as one scale and shift (`models/batch_norm.py`), both switched between train and
+eval by `model.train()` / `model.eval()`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import conv_lowering
+from models import batch_norm, conv_lowering
 
 # ---------------------------------------------------------------------------------------------
 # Activations
@@ -130,7 +131,7 @@ def make_norm(name: str, features: int, *, rngs: nnx.Rngs, momentum: float = 0.9
     """A norm layer by name. BatchNorm's momentum 0.9 is PyTorch's 0.1 (Flax counts the other
     way round); scale and bias are trainable `nnx.Param`s, running stats `nnx.BatchStat`."""
     if name == "batch":
-        return nnx.BatchNorm(features, momentum=momentum, epsilon=epsilon, rngs=rngs)
+        return batch_norm.BatchNorm(features, momentum=momentum, epsilon=epsilon, rngs=rngs)
     if name == "none":
         return Identity()
     raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORMS)}")

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from models.batch_norm import BatchNorm
 from models.layers import Identity
 
 PADDINGS = ("SAME", "VALID", "CAUSAL")
@@ -116,7 +117,7 @@ def make_norm(name: str, features: int, *, rngs: nnx.Rngs, momentum: float = 0.9
     """A norm for (B, T, C) by name: batch (statistics per channel over batch and time), layer
     (per sample and time step, over channels) or none."""
     if name == "batch":
-        return nnx.BatchNorm(features, momentum=momentum, epsilon=epsilon, rngs=rngs)
+        return BatchNorm(features, momentum=momentum, epsilon=epsilon, rngs=rngs)
     if name == "layer":
         return nnx.LayerNorm(features, epsilon=epsilon, rngs=rngs)
     if name == "none":
