@@ -52,6 +52,9 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     compile_cache.enable()  # before anything compiles: a second launch loads, not compiles
+    hint = startup.bytecode_hint()
+    if hint:
+        print(hint, file=sys.stderr)
     try:
         module = importlib.import_module(COMMANDS[command][0])
         return module.main(rest) or 0

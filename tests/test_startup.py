@@ -47,3 +47,21 @@ print(startup._own_process)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out[-1] == "True"
+
+
+def test_the_bytecode_hint_names_the_fix_only_when_python_cannot_write_it(monkeypatch, tmp_path):
+    import importlib.machinery
+
+    def fake_spec(cached):
+        spec = importlib.machinery.ModuleSpec("jax", None, origin=str(tmp_path / "jax.py"))
+        spec.cached = str(cached)
+        return lambda name: spec
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(startup.importlib.util, "find_spec", fake_spec(tmp_path / "jax.pyc"))
+    assert "uv sync --locked --compile-bytecode" in startup.bytecode_hint()
+    (tmp_path / "jax.pyc").write_bytes(b"")
+    assert startup.bytecode_hint() is None           # the environment has its bytecode
+    (tmp_path / "jax.pyc").unlink()
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert startup.bytecode_hint() is None           # Python writes it at the first import
