@@ -46,11 +46,13 @@ def _conv_and_grads(conv, x, w, g):
     return (y, *vjp(g))
 
 
+@pytest.mark.parametrize("channels", [5, 1])  # one input channel has its own patch layout
 @pytest.mark.parametrize("kernel,stride,padding,dilation", CASES)
-def test_patches_and_xla_agree_forward_and_both_gradients(kernel, stride, padding, dilation):
+def test_patches_and_xla_agree_forward_and_both_gradients(kernel, stride, padding, dilation,
+                                                          channels):
     kx, kw, kg = jax.random.split(jax.random.key(0), 3)
-    x = jax.random.normal(kx, (3, 9, 8, 5))
-    w = jax.random.normal(kw, (kernel, kernel, 5, 4)) * 0.3
+    x = jax.random.normal(kx, (3, 9, 8, channels))
+    w = jax.random.normal(kw, (kernel, kernel, channels, 4)) * 0.3
     strides, dil = (stride, stride), (dilation, dilation)
     ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dil,
                                                 dimension_numbers=DN)
