@@ -7,11 +7,12 @@ CPU convolution is pathological when the output is smaller than the kernel (ResN
 stage at 64x64: a 3x3 conv on 2x2x512 takes ~90x longer forward, ~56x forward+backward, than
 the matmul doing the same work), while for large spatial sizes its own convolution stays
 faster. With this lowering ResNet-18's train step at 64x64 (b32) drops from 4.3-4.5 s to
-0.56-0.62 s on the 2-core CPU (benchmarks/results/train_step_cpu_2core.json).
-`conv_general_dilated` here has
-`lax.conv_general_dilated`'s signature (so `nnx.Conv(..., conv_general_dilated=...)` takes
-it) and picks the lowering per static shape with `use_patches`, the one place the rule and
-its thresholds live.
+0.56-0.62 s on the 2-core CPU (benchmarks/results/train_step_cpu_2core.json). Where XLA's
+convolution is kept, its weight gradient is the same matmul summed over batch chunks
+(`chunked_weight_gradient`): ResNet-20's step at b128 497-503 -> 402-440 ms.
+`conv_general_dilated` here has `lax.conv_general_dilated`'s signature (so
+`nnx.Conv(..., conv_general_dilated=...)` takes it) and picks the lowering per static shape
+with `use_patches` and `weight_gradient_chunk`, the one place the rule and its thresholds live.
 
 `CONVJAX_CONV_LOWERING=xla|patches|chunked_dw|auto` (read at call time, i.e. when a step is
 traced) forces one lowering, for benchmarking; `auto` (the default) applies the rule on CPU
