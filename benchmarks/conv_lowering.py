@@ -6,12 +6,13 @@ matmul, per shape, forward and forward + backward (input and weight gradients).
         [--max-gflop 3] [--json out.json]
 
 Variants: `xla` (lax.conv_general_dilated), `patches` (models.conv_lowering: strided slices
-+ one dot_general; its gradient is pads/adds + dots) and `lax_patches`
++ one dot_general; its gradient is pads/adds + dots), `lax_patches`
 (lax.conv_general_dilated_patches + dot: the patches are themselves an identity-kernel
-grouped convolution, so its gradient is a convolution again). Every shape's variants are
+grouped convolution, so its gradient is a convolution again) and `chunked_dw` (XLA's
+convolution, its weight gradient summed over batch chunks). Every shape's variants are
 compiled first, then timed interleaved (round-robin) `--repeats` times; each sample averages
-enough calls to last ~20 ms, and the table shows medians and xla/patches speed-ups (>1:
-patches faster). The shared 2-core machine is noisy: read ratios within ~1.3x as ties.
+enough calls to last ~20 ms, and the table shows medians and the first variant's time over
+the second's (default xla/patches; >1: the second faster). The shared 2-core machine is noisy: read ratios within ~1.3x as ties.
 """
 
 from __future__ import annotations
@@ -47,7 +48,15 @@ def _lax_patches(x, w, stride, pads):
     return p @ w.transpose(2, 0, 1, 3).reshape(cin * kh * kw, cout)
 
 
-VARIANTS = {"xla": _xla, "patches": _patches, "lax_patches": _lax_patches}
+def _chunked_dw(x, w, stride, pads):
+    """XLA's convolution, its weight gradient over batch chunks of the rule's size."""
+    out_hw = jax.eval_shape(lambda: _xla(x, w, stride, pads)).shape[1:3]
+    chunk = conv_lowering.largest_chunk(x.shape[0], out_hw)
+    return conv_lowering.xla_conv_chunked_dw(x, w, (stride, stride), pads, (1, 1), None, chunk)
+
+
+VARIANTS = {"xla": _xla, "patches": _patches, "lax_patches": _lax_patches,
+            "chunked_dw": _chunked_dw}
 
 
 def compiled(variant: str, mode: str, stride: int, pads):
@@ -187,7 +196,7 @@ def _print_row(row: dict, variants, modes) -> None:
     for mode in modes:
         ms = row[mode]
         cells.append(" ".join(f"{ms[v]:9.2f}" for v in variants)
-                     + f" {ms['xla'] / ms['patches']:7.2f}x")
+                     + f" {ms[variants[0]] / ms[variants[1]]:7.2f}x")
     print(f"{shape:<34}{row['out_positions']:>6}  " + "  |".join(cells)
           + ("   patches" if row["rule_picks_patches"] else "   xla"), flush=True)
 
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-gflop", type=float, default=3.0,
                         help="skip shapes whose forward costs more (keeps the run short)")
     parser.add_argument("--variants", default="xla,patches",
-                        help="of xla,patches,lax_patches")
+                        help="of xla,patches,lax_patches,chunked_dw (the ratio: first/second)")
     parser.add_argument("--modes", default="fwd,fwd_bwd", help="of fwd,fwd_bwd,dx,dw")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -208,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     grids = {"square": [square_grid], "zoo": [zoo_grid], "threshold": [threshold_grid],
              "narrow": [narrow_grid],
              "all": [square_grid, zoo_grid, threshold_grid, narrow_grid]}
-    header = " ".join(f"{v:>9}" for v in variants) + "  xla/pat"
+    header = " ".join(f"{v:>9}" for v in variants) + "  1st/2nd"
     print(f"{'shape':<34}{'out':>6}  " + "  |".join(f"{m} ms: {header}" for m in modes)
           + "   rule")
     rows = []
