@@ -23,7 +23,7 @@ _FREE = {  # data movement and bookkeeping: XLA counts no FLOPs for them
     "copy_p", "gather", "scatter", "split", "sharding_constraint", "device_put",
     "stop_gradient", "random_bits", "random_seed", "random_wrap", "random_unwrap",
     "random_fold_in", "random_split", "threefry2x32", "bitcast_convert_type", "sort",
-    "optimization_barrier", "mesh_cast", "reshard", "empty", "zeros_like",
+    "optimization_barrier", "mesh_cast", "reshard", "empty", "zeros_like", "stack",
 }
 _TRANSCENDENTAL = {  # XLA reports these as 'transcendentals', not 'flops'
     "exp", "exp2", "log", "log1p", "expm1", "tanh", "sin", "cos", "tan", "asin", "acos",

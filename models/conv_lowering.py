@@ -148,12 +148,11 @@ def _explicit_padding(in_spatial, kernel_spatial, strides, padding, rhs_dilation
     return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
-def _shifted_slices(x: jax.Array, kernel_hw: tuple[int, int], strides, pads,
-                    dilation) -> list[jax.Array]:
-    """The kh*kw strided slices of the padded (B, H, W, C) input, (u, v) in row-major order,
-    each (B, oh, ow, C): slice (u, v) holds every output position's input under kernel tap
-    (u, v). Plain slices, so they are exact in every dtype and their gradient is pads and adds
-    (no convolution)."""
+def extract_patches(x: jax.Array, kernel_hw: tuple[int, int], strides, pads,
+                    dilation) -> jax.Array:
+    """(B, H, W, C) -> (B, oh, ow, kh*kw*C), features in (u, v, c) order, i.e. the order of an
+    HWIO kernel reshaped to (kh*kw*C, O). Built from strided slices of the padded input, so it
+    is exact in every dtype and its gradient is pads and adds (no convolution)."""
     kh, kw = kernel_hw
     (sh, sw), (dh, dw) = strides, dilation
     # lax.pad, not jnp.pad: a negative pad crops, as in lax.conv_general_dilated
@@ -162,17 +161,10 @@ def _shifted_slices(x: jax.Array, kernel_hw: tuple[int, int], strides, pads,
     _, hp, wp, _ = x.shape
     oh = (hp - (kh - 1) * dh - 1) // sh + 1
     ow = (wp - (kw - 1) * dw - 1) // sw + 1
-    return [lax.slice(x, (0, u * dh, v * dw, 0),
+    cols = [lax.slice(x, (0, u * dh, v * dw, 0),
                       (x.shape[0], u * dh + (oh - 1) * sh + 1, v * dw + (ow - 1) * sw + 1,
                        x.shape[3]), (1, sh, sw, 1))
             for u in range(kh) for v in range(kw)]
-
-
-def extract_patches(x: jax.Array, kernel_hw: tuple[int, int], strides, pads,
-                    dilation) -> jax.Array:
-    """(B, H, W, C) -> (B, oh, ow, kh*kw*C), features in (u, v, c) order, i.e. the order of an
-    HWIO kernel reshaped to (kh*kw*C, O)."""
-    cols = _shifted_slices(x, kernel_hw, strides, pads, dilation)
     return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
 
 
@@ -180,18 +172,9 @@ def patches_conv(lhs: jax.Array, rhs: jax.Array, window_strides, pads, rhs_dilat
                  precision=None, preferred_element_type=None) -> jax.Array:
     """NHWC x HWIO -> NHWC convolution as patches @ kernel matrix (explicit `pads`)."""
     kh, kw, cin, cout = rhs.shape
-    kernel = rhs.reshape(kh * kw * cin, cout)
-    if cin == 1 and kh * kw > 1:
-        # One channel: the patches as rows (kh*kw, positions), each row one slice written
-        # whole; features last would write each slice one value in kh*kw. LeNet-5's C1
-        # (32x32x1 -> 6, 5x5, b128), forward and weight gradient: 4.9 ms -> 3.5 (measured).
-        cols = _shifted_slices(lhs, (kh, kw), window_strides, pads, rhs_dilation)
-        rows = jnp.stack(cols).reshape(kh * kw, -1)
-        out = lax.dot_general(rows, kernel, (((0,), (0,)), ((), ())), precision=precision,
-                              preferred_element_type=preferred_element_type)
-        return out.reshape(*cols[0].shape[:3], cout)
     patches = extract_patches(lhs, (kh, kw), window_strides, pads, rhs_dilation)
-    return lax.dot_general(patches, kernel, (((3,), (0,)), ((), ())), precision=precision,
+    return lax.dot_general(patches, rhs.reshape(kh * kw * cin, cout),
+                           (((3,), (0,)), ((), ())), precision=precision,
                            preferred_element_type=preferred_element_type)
 
 
