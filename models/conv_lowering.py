@@ -81,7 +81,8 @@ WIDE_IN = 256
 # patches^T @ cotangent it is one matmul, but the patch matrix (9x the input) written whole is
 # memory-bound (41 ms); summed over batch chunks of at most CHUNK_ROWS patch rows, each
 # chunk's patches stay in cache: 9.6-10.5 ms. Measured per shape (weight gradient alone, b128
-# unless said; `benchmarks.conv_lowering --modes dw --variants xla,chunked_dw` reruns it):
+# unless said; `benchmarks.conv_lowering --grid zoo --modes dw --variants xla,chunked_dw`
+# reruns it: benchmarks/results/conv_weight_gradient_cpu_2core.json, 1.3-1.7x where it applies):
 # 32x32x16 21.4 -> 9.6 ms (chunks of 2 examples; 10.5 in the rule's 4), 16x16x32 18.7 -> 8.5,
 # 8x8x64 9.5 -> 5.2, 28x28x16 15.4 -> 8.2, 32x32x3->16 (ResNet-20's stem) 5.1 -> 3.7;
 # b64 32x32x32 35.6 -> 17.1; b32 16x16x64 (ResNet-18) 11.2 -> 5.7, 32x32x64 61.7 -> 23.2.
