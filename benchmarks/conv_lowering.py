@@ -12,7 +12,8 @@ grouped convolution, so its gradient is a convolution again) and `chunked_dw` (X
 convolution, its weight gradient summed over batch chunks). Every shape's variants are
 compiled first, then timed interleaved (round-robin) `--repeats` times; each sample averages
 enough calls to last ~20 ms, and the table shows medians and the first variant's time over
-the second's (default xla/patches; >1: the second faster). The shared 2-core machine is noisy: read ratios within ~1.3x as ties.
+the second's (default xla/patches; >1: the second faster). The shared 2-core machine is
+noisy: read ratios within ~1.3x as ties.
 """
 
 from __future__ import annotations

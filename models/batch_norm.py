@@ -15,15 +15,14 @@ sharding rules see no difference; the output differs from Flax's by rounding onl
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax import lax
 from flax.nnx.module import first_from
 from flax.nnx.nn import dtypes
 # Flax's own pieces of nnx.BatchNorm, so the statistics cannot drift from it: the float32
 # statistics with fast variance and the clip at zero, and the axes' canonical form
 from flax.nnx.nn.normalization import _canonicalize_axes, _compute_stats
+from jax import lax
 
 
 def scale_and_shift(x, mean, var, scale, bias, reduction_axes, feature_axes, dtype, epsilon):

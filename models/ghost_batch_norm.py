@@ -15,7 +15,8 @@ needs.
 
 `GhostBatchNorm` is a BatchNorm (models/batch_norm.py: an `nnx.BatchNorm`) with the same
 parameters and statistics (scale, bias, mean, var), so checkpoints, sharding rules and weight
-import are unchanged; only the training pass differs. `use_ghost_batch_norm` turns the BatchNorm layers of a built model into it.
+import are unchanged; only the training pass differs. `use_ghost_batch_norm` turns the
+BatchNorm layers of a built model into it.
 """
 
 from __future__ import annotations
