@@ -25,7 +25,8 @@ def to_float_image(image: np.ndarray, size: int) -> np.ndarray:
     image = np.asarray(image).astype(np.float32) / 255.0
     if image.shape[:2] == (size, size):
         return image
-    channels = [np.asarray(Image.fromarray(image[..., c], mode="F").resize(
+    # Pillow reads a 2-D float32 array as mode F (32-bit float), resized without rounding.
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize(
         (size, size), Image.Resampling.BILINEAR)) for c in range(image.shape[-1])]
     return np.stack(channels, axis=-1)
 
@@ -33,8 +34,11 @@ def to_float_image(image: np.ndarray, size: int) -> np.ndarray:
 def decode(record: dict, image_size: int, pad: int = 0) -> dict:
     """A record as float32 image_size x image_size, then `pad` zero pixels on every side."""
     image = to_float_image(record["image"], image_size)
-    if pad:
-        image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+    if pad:  # into zeros: np.pad takes 35 us an image, most of a small image's decode
+        padded = np.zeros((image_size + 2 * pad, image_size + 2 * pad, image.shape[-1]),
+                          np.float32)
+        padded[pad:-pad, pad:-pad] = image
+        image = padded
     return {"image": image, "label": np.int32(record["label"])}
 
 
@@ -51,13 +55,27 @@ def decoded(source, *, cache: bool, prepare: Callable | None = None, image_size:
     """
     if prepare is None:
         prepare = functools.partial(decode, image_size=image_size, pad=pad)
+    if cache:
+        return grain.MapDataset.source(_decoded_list(source, prepare, keyed, shard_index,
+                                                     shard_count))
     ds = grain.MapDataset.source(source).map(prepare)
     if keyed is not None:
         ds = ds.map_with_index(lambda index, example: keyed(example, index))
-    ds = ds[shard_index::shard_count]
-    if cache:
-        ds = grain.MapDataset.source([ds[i] for i in range(len(ds))])
-    return ds
+    return ds[shard_index::shard_count]
+
+
+def _decoded_list(source, prepare: Callable, keyed: Callable | None, shard_index: int,
+                  shard_count: int) -> list[dict]:
+    """`decoded`'s examples, all made now: read in one call where the source reads many
+    records at once (TFDS's ArrayRecord sources), decoded without Grain's per-record map.
+    Measured on the digits' 1,437 train records: 0.59 s through Grain, 0.33 s so."""
+    indices = list(range(shard_index, len(source), shard_count))
+    many = getattr(source, "__getitems__", None)
+    records = many(indices) if many is not None else [source[i] for i in indices]
+    examples = [prepare(record) for record in records]
+    if keyed is not None:
+        examples = [keyed(example, index) for example, index in zip(examples, indices)]
+    return examples
 
 
 def labels_of(ds: grain.MapDataset) -> np.ndarray:

@@ -21,6 +21,32 @@ def test_decode_scales_and_resizes():
     assert out["label"] == 3
 
 
+class _ManyAtOnce(list):
+    """A source that reads many records in one call, as TFDS's ArrayRecord sources do."""
+
+    def __getitems__(self, indices):
+        return [self[i] for i in indices]
+
+
+def test_cached_examples_equal_the_streamed_ones_shard_by_shard():
+    """Held in memory or decoded on demand, a shard holds the same examples in the same order,
+    with the whole split's index given to `keyed`, and padding at the image's edges."""
+    keyed = lambda example, index: {**example, "index": np.int32(index)}
+    for source in (_records(11), _ManyAtOnce(_records(11))):
+        for shard in range(3):
+            options = dict(image_size=4, pad=1, keyed=keyed, shard_index=shard, shard_count=3)
+            cached = pipeline.decoded(source, cache=True, **options)
+            streamed = pipeline.decoded(source, cache=False, **options)
+            assert len(cached) == len(streamed) == len(range(shard, 11, 3))
+            for got, want in zip(cached, streamed):
+                assert got.keys() == want.keys() and got["index"] % 3 == shard
+                for key in want:
+                    np.testing.assert_array_equal(got[key], want[key])
+    image = pipeline.decode({"image": np.full((4, 4, 1), 255, np.uint8), "label": 0}, 4, pad=1)
+    assert image["image"].shape == (6, 6, 1) and image["image"][1:-1, 1:-1].min() == 1.0
+    assert image["image"][0].max() == image["image"][:, -1].max() == 0.0
+
+
 def test_eval_batches_cover_every_example_once_with_mask():
     ds = pipeline.decoded(_records(23), image_size=4, cache=True)
     batches = list(pipeline.eval_batches(ds, batch_size=8, num_batches=3))
