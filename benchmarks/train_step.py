@@ -71,7 +71,7 @@ import numpy as np
 
 import models
 from errors import UserError
-from models import conv_lowering
+from models import conv_lowering, remat
 
 # name -> (batch, (H, W, C)) of the CPU benchmark
 DEFAULTS = {"lenet5": (128, (32, 32, 1)), "resnet20_cifar": (128, (32, 32, 3)),
@@ -147,13 +147,16 @@ def _xla_memory(compiled) -> dict:
     return {k: int(getattr(m, k)) for k in keys if m is not None and hasattr(m, k)}
 
 
-def convjax_runner(case: Case, lowering: str) -> Runner:
-    """The trainer's step for `case`, compiled with the convolutions lowered by `lowering`."""
+def convjax_runner(case: Case, lowering: str, rematerialise: bool = False) -> Runner:
+    """The trainer's step for `case`, compiled with the convolutions lowered by `lowering`,
+    each block rematerialised with `rematerialise` (`train.remat`, models/remat.py)."""
     from training import optim, precision, state as state_lib
 
     c = trainer_config(case)
     model = models.create(case.model, num_classes=case.num_classes,
                           in_channels=case.input_shape[2], seed=c.seed)
+    if rematerialise and not remat.enable(model):
+        raise UserError(f"--remat: {case.model} has no rematerialisable block")
     tx = optim.make_optimizer(c)
     defs, state = state_lib.create(model, tx, c.seed)
     state = state.replace(loss_scale=precision.initial_loss_scale(case.dtype))
@@ -176,7 +179,8 @@ def convjax_runner(case: Case, lowering: str) -> Runner:
     extra = {"flops_per_step": float(cost.get("flops", 0.0)) or None,
              "xla_memory": _xla_memory(compiled),
              "params": state_lib.count_params(state.params), "lowering": lowering}
-    return Runner(f"convjax[{lowering}]", run, compile_s, extra)
+    return Runner(f"convjax[{lowering}{',remat' if rematerialise else ''}]", run, compile_s,
+                  extra)
 
 
 @contextlib.contextmanager
@@ -331,7 +335,9 @@ def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
     """Builds, warms up and times every variant of one model; returns its JSON entry."""
     print(f"{case.model}: batch {case.batch}, input {_hwc(case.input_shape)}, {case.dtype}",
           flush=True)
-    runners = [convjax_runner(case, lowering) for lowering in args.lowerings]
+    runners = [convjax_runner(case, lowering, rematerialise)
+               for rematerialise in ((False, True) if args.remat else (False,))
+               for lowering in args.lowerings]
     for r in runners:
         _warm_up(r.step, args.warmup)
     notes = {}
@@ -403,6 +409,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
     p.add_argument("--lowerings", default="auto",
                    help="convjax variants by conv lowering: auto (shape-aware), xla, patches")
+    p.add_argument("--remat", action="store_true",
+                   help="also time convjax's step with every block rematerialised "
+                        "(train.remat), beside its XLA memory")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]

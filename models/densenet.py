@@ -15,6 +15,7 @@ from flax import nnx
 from models import layers
 from models.conv_layers import conv as conv_layer
 from models.registry import register
+from models.remat import rematerialisable
 
 
 class DenseLayer(nnx.Module):
@@ -29,6 +30,7 @@ class DenseLayer(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.act = act
 
+    @rematerialisable
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.conv1(self.act(self.norm1(x)))
         y = self.dropout(self.conv2(self.act(self.norm2(y))))

@@ -20,6 +20,7 @@ from flax import nnx
 from models import layers
 from models.conv_layers import ConvNormAct
 from models.registry import register
+from models.remat import rematerialisable
 
 # Table 1: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj); "M" a 3x3/2 max pool.
 INCEPTION = (("3a", 64, 96, 128, 16, 32, 32), ("3b", 128, 128, 192, 32, 96, 64), "M",
@@ -56,6 +57,7 @@ class Inception(nnx.Module):
         self.b3 = nnx.Sequential(unit(c_in, c5r, 1), unit(c5r, c5, b5_kernel))
         self.b4 = nnx.Sequential(layers.Pool("max", 3, 1, "SAME"), unit(c_in, cp, 1))
 
+    @rematerialisable
     def __call__(self, x: jax.Array) -> jax.Array:
         return jnp.concatenate([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], axis=-1)
 

@@ -18,6 +18,7 @@ from flax import nnx
 from models import layers
 from models.conv_layers import conv as conv_layer
 from models.registry import register
+from models.remat import rematerialisable
 
 Conv = Callable[..., nnx.Module]   # (c_in, c_out, kernel, stride) -> conv layer
 Norm = Callable[[int], nnx.Module]  # features -> norm layer
@@ -76,6 +77,7 @@ class BasicBlock(nnx.Module):
         self.shortcut = make_shortcut(shortcut_kind, c_in, c_out, stride, conv=conv, norm=norm)
         self.act = act
 
+    @rematerialisable
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.act(self.norm1(self.conv1(x)))
         y = self.norm2(self.conv2(y))
@@ -97,6 +99,7 @@ class Bottleneck(nnx.Module):
         self.shortcut = make_shortcut(shortcut_kind, c_in, c_out, stride, conv=conv, norm=norm)
         self.act = act
 
+    @rematerialisable
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.act(self.norm1(self.conv1(x)))
         y = self.act(self.norm2(self.conv2(y)))
@@ -117,6 +120,7 @@ class PreActBasicBlock(nnx.Module):
         self.shortcut = make_shortcut(shortcut_kind, c_in, c_out, stride, conv=conv, norm=None)
         self.act = act
 
+    @rematerialisable
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.act(self.norm1(x))
         y = self.conv1(x)
@@ -137,6 +141,7 @@ class PreActBottleneck(nnx.Module):
         self.shortcut = make_shortcut(shortcut_kind, c_in, c_out, stride, conv=conv, norm=None)
         self.act = act
 
+    @rematerialisable
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.act(self.norm1(x))
         y = self.conv1(x)

@@ -67,7 +67,8 @@ def test_harness_runs_lenet5_end_to_end_and_writes_its_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--models", "no_such_net"], ["--input", "32x32"],
-                                  ["--lowerings", "fast"], ["--steps", "0"]])
+                                  ["--lowerings", "fast"], ["--steps", "0"],
+                                  ["--models", "lenet5", "--remat"]])
 def test_a_bad_argument_is_a_user_error(argv):
     with pytest.raises(UserError):
         train_step.main(argv + ["--peer", "none"])

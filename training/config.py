@@ -91,6 +91,8 @@ def base_config() -> ml_collections.ConfigDict:
                                   # instead of stopping the run (exit 3)
         "bn_group_size": 0,      # > 0: BatchNorm statistics per group of this many consecutive
                                  # examples (ghost BN, models/ghost_batch_norm.py); 0: whole batch
+        "remat": False,          # recompute each block's activations in the backward pass
+                                 # instead of keeping them (models/remat.py): memory for time
     })
 
     c.optimizer = ml_collections.ConfigDict({

@@ -25,6 +25,7 @@ import models
 import tasks
 from data import inputs as inputs_lib
 from errors import UserError
+from models import remat
 from models.ghost_batch_norm import use_ghost_batch_norm
 from tasks.base import HEALTH
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
@@ -74,6 +75,9 @@ def build_model(c: ml_collections.ConfigDict, task: tasks.Task) -> nnx.Module:
     if group and not use_ghost_batch_norm(model, group):
         raise UserError(f"train.bn_group_size={group} but {c.model.name} has no BatchNorm layer; "
                         "use 0, or a network with BatchNorm (e.g. --config.model.norm=batch)")
+    if c.train.get("remat") and not remat.enable(model):
+        raise UserError(f"train.remat is on but {c.model.name} has no rematerialisable block "
+                        "(ResNets, DenseNets and GoogLeNet have); turn it off")
     return model
 
 
