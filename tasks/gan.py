@@ -165,6 +165,14 @@ class GAN(base.Task):
                          f"dataset {self.info.name!r} has no class labels to train FID's feature "
                          "network on; give one with --config.task.feature_run=RUN_DIR")
         self.require(int(self.opt["feature_steps"]) > 0, "task.feature_steps must be positive")
+        # The task's own train step (`make_steps`) computes in float32 and applies every update:
+        # the generic step's precision policy and non-finite skipping are not part of it.
+        dtype = self.c.train.get("dtype", "float32")
+        self.require(dtype == "float32", f"train.dtype={dtype!r}: the GAN task trains in "
+                     "float32 only; use --config.train.dtype=float32")
+        self.require(not self.c.train.get("skip_nonfinite", False),
+                     "train.skip_nonfinite is not applied by the GAN task's own step; turn it "
+                     "off (a non-finite GAN update stops the run, exit 3)")
 
     def metric_names(self) -> list[str]:
         return ["fid", "coverage"] + (["label_accuracy"] if self.conditional else [])

@@ -219,3 +219,14 @@ def test_a_non_finite_gan_step_is_caught_naming_the_loss():
     healthy.add(2, sums.pop(HEALTH))
     with pytest.raises(health.NonFiniteError, match="step 2: the loss is not finite"):
         healthy.check()
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("dtype", "bfloat16", "trains in float32 only"),
+    ("skip_nonfinite", True, "skip_nonfinite is not applied")])
+def test_options_the_gan_step_does_not_apply_are_refused(field, value, expected):
+    c = _tiny(get_config())
+    c.train[field] = value
+    task = tasks.create(c, tasks.DataInfo(name="digits", num_classes=10, in_channels=1))
+    with pytest.raises(UserError, match=expected):
+        task.check()
