@@ -247,6 +247,13 @@ def _concatenate_rule(eqn, fields):
     return _remap(joined, lambda s: GLOBAL if s.axis == axis else s)
 
 
+def _stack_rule(eqn, fields):
+    """A new axis at `axis` indexes the inputs, as concatenation does: their union, each axis
+    from `axis` on moved one further."""
+    axis, rank = eqn.params["axis"], len(eqn.invars[0].aval.shape)
+    return _remap(union(fields), _to_axis({a: a + (a >= axis) for a in range(rank)}))
+
+
 def _pad_rule(eqn, fields):
     config = eqn.params["padding_config"]
 
@@ -287,6 +294,7 @@ _RULES = {
     "expand_dims": _expand_dims_rule,
     "reshape": _reshape_rule,
     "concatenate": _concatenate_rule,
+    "stack": _stack_rule,
     "pad": _pad_rule,
     "slice": _slice_rule,
     "split": _split_rule,

@@ -197,6 +197,27 @@ def test_receptive_field_through_branches_matches_the_gradient():
     assert [layer.kernel for layer in sheet.layers][-2:] == ["3x3/1 d2", "3x3/1"]
 
 
+class StackedPatches(nnx.Module):
+    """A 3x3 convolution written as patches: shifted slices stacked on a new axis ahead of the
+    spatial ones, moved last, flattened into features, then a dense layer."""
+
+    def __init__(self):
+        self.dense = nnx.Linear(18, 4, kernel_init=_ONES, rngs=nnx.Rngs(0))
+
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        planes = jnp.stack([x[:, u:u + h - 2, v:v + w - 2] for u in range(3) for v in range(3)],
+                           axis=1)
+        return self.dense(jnp.moveaxis(planes, 1, 3).reshape(b, h - 2, w - 2, 9 * c))
+
+
+def test_receptive_field_through_stacked_patches_matches_the_gradient():
+    net = StackedPatches()
+    last = summary.summarize_module(net, (12, 12, 2), check_xla=False).layers[-1]
+    assert last.receptive_field == (3, 3) and last.stride == (1, 1)
+    assert _measured(net, 12, 4, 4)[2:] == (3, 3)
+
+
 # --- the recorder --------------------------------------------------------------------------
 
 
