@@ -37,7 +37,10 @@ JAX when the cores are shared, which flatters the ratio):
     uv run launch.py bench --models lenet5,resnet20_cifar,resnet18 --torch-threads 1,2 \
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
-and `--dtype bfloat16` for the mixed-precision policy (training/precision.py; the PyTorch twin
+(through launch.py, hence with 2 MiB pages: training/huge_pages.py; the run of record since:
+benchmarks/results/train_step_cpu_2core_huge_pages.json, ratios lenet5 1.07, resnet20_cifar
+1.87, resnet18 1.30, against 1.57 / 2.72 / 1.34 before), and `--dtype bfloat16` for the
+mixed-precision policy (training/precision.py; the PyTorch twin
 under torch.autocast). On a GPU: benchmarks/gpu_run.sh.
 
 Measured (benchmarks/results/train_step_cpu_2core.json: two runs of `--models

@@ -1,0 +1,86 @@
+"""Transparent huge pages (training/huge_pages.py) against convjax's train step: each setting
+runs benchmarks/train_step.py in its own process (glibc reads $GLIBC_TUNABLES once, at start),
+the two alternating run by run so machine noise hits them alike; per model the median over
+runs of the step time, and the whole process's minor page faults.
+
+    uv run python -m benchmarks.huge_pages [--models lenet5,resnet20_cifar,resnet18]
+        [--runs 3] [--steps 10] [--rounds 3] [--peer torch|none] [--json out.json]
+
+`4k` is glibc's default (4 KiB pages), `huge` the tunable `launch.py` sets. With `--peer torch`
+each process also times the PyTorch twin (eager, channels-last) under the same setting, since
+the tunable applies to the whole process, PyTorch's allocations included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from training import huge_pages
+
+SETTINGS = {"4k": {huge_pages.ENV_VAR: "off"},
+            "huge": {"GLIBC_TUNABLES": f"{huge_pages.TUNABLE}=1"}}
+
+
+def run_once(env: dict, args) -> tuple[dict, int]:
+    """One train_step process under `env`; (its JSON or {'error': ...}, its minor faults)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        cmd = [sys.executable, "-m", "benchmarks.train_step", "--models", args.models,
+               "--peer", args.peer, "--peer-variants", "eager_cl", "--steps", str(args.steps),
+               "--rounds", str(args.rounds), "--json", out.name]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
+        proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
+        faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - before
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1][:300]
+            return {"error": f"exit status {proc.returncode}: {last}"}, faults
+        return json.load(open(out.name)), faults
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="lenet5,resnet20_cifar,resnet18")
+    p.add_argument("--runs", type=int, default=3, help="processes per setting")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--peer", choices=("torch", "none"), default="none")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    print(f"THP mode: {huge_pages.thp_mode()}")
+    times: dict[str, dict[str, list[float]]] = {s: {} for s in SETTINGS}
+    faults: dict[str, list[int]] = {s: [] for s in SETTINGS}
+    for run in range(args.runs):
+        for name, env in SETTINGS.items():
+            result, n_faults = run_once(env, args)
+            if "error" in result:
+                print(f"{name}: failed: {result['error']}")
+                return 1
+            faults[name].append(n_faults)
+            for entry in result["models"]:
+                for variant, row in entry["runs"].items():
+                    key = f"{entry['model']} {variant}"
+                    times[name].setdefault(key, []).append(row["step_ms"])
+            print(f"run {run} {name}: {n_faults} minor faults; " + ", ".join(
+                f"{k} {v[-1]:.1f} ms" for k, v in times[name].items()), flush=True)
+    print(f"\n{'model variant':<36}{'4k ms':>12}{'huge ms':>12}{'huge/4k':>9}")
+    for key in times["4k"]:
+        a, b = (statistics.median(times[s][key]) for s in ("4k", "huge"))
+        print(f"{key:<36}{a:>12.1f}{b:>12.1f}{b / a:>9.2f}")
+    print("minor faults per process (median): " + ", ".join(
+        f"{s} {statistics.median(v):,.0f}" for s, v in faults.items()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"thp_mode": huge_pages.thp_mode(), "settings": SETTINGS,
+                       "step_ms": times, "minor_faults_per_process": faults,
+                       "steps": args.steps, "rounds": args.rounds}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
