@@ -5,6 +5,8 @@ runs of the step time, and the whole process's minor page faults.
 
     uv run python -m benchmarks.huge_pages [--models lenet5,resnet20_cifar,resnet18]
         [--runs 3] [--steps 10] [--rounds 3] [--peer torch|none] [--json out.json]
+        [--png out.png]
+    uv run python -m benchmarks.huge_pages --from-json out.json --png out.png   # redraw
 
 `4k` is glibc's default (4 KiB pages), `huge` the tunable `launch.py` sets. With `--peer torch`
 each process also times the PyTorch twin (eager, channels-last) under the same setting, since
@@ -43,6 +45,30 @@ def run_once(env: dict, args) -> tuple[dict, int]:
         return json.load(open(out.name)), faults
 
 
+def plot(results: dict, out: str) -> None:
+    """Step ms per model and variant, 4 KiB against 2 MiB pages: the median over processes,
+    the bar's whisker spanning their min-max."""
+    from matplotlib.figure import Figure  # the Agg canvas, without pyplot's global state
+
+    keys = list(results["step_ms"]["4k"])
+    fig = Figure(figsize=(1.6 + 1.3 * len(keys), 4), layout="constrained")
+    ax = fig.subplots()
+    for offset, (name, label) in zip((-0.2, 0.2), (("4k", "4 KiB pages"),
+                                                    ("huge", "2 MiB pages"))):
+        values = [results["step_ms"][name][k] for k in keys]
+        mid = [statistics.median(v) for v in values]
+        spread = [[m - min(v) for m, v in zip(mid, values)],
+                  [max(v) - m for m, v in zip(mid, values)]]
+        ax.bar([i + offset for i in range(len(keys))], mid, 0.4, yerr=spread, capsize=3,
+               label=label)
+    ax.set_xticks(range(len(keys)), [k.replace(" ", "\n") for k in keys], fontsize=8)
+    ax.set_ylabel("train step, ms (median over processes; min-max)")
+    ax.set_yscale("log")
+    ax.set_title(f"glibc malloc on 2 MiB pages (THP {results['thp_mode']}), 2-core CPU")
+    ax.legend()
+    fig.savefig(out, dpi=120)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="lenet5,resnet20_cifar,resnet18")
@@ -51,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--peer", choices=("torch", "none"), default="none")
     p.add_argument("--json", default=None)
+    p.add_argument("--png", default=None, help="bar chart of the step times")
+    p.add_argument("--from-json", default=None, help="redraw --png from a saved --json")
     args = p.parse_args(argv)
+    if args.from_json:
+        plot(json.load(open(args.from_json)), args.png or "huge_pages.png")
+        return 0
     print(f"THP mode: {huge_pages.thp_mode()}")
     times: dict[str, dict[str, list[float]]] = {s: {} for s in SETTINGS}
     faults: dict[str, list[int]] = {s: [] for s in SETTINGS}
@@ -74,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key:<36}{a:>12.1f}{b:>12.1f}{b / a:>9.2f}")
     print("minor faults per process (median): " + ", ".join(
         f"{s} {statistics.median(v):,.0f}" for s, v in faults.items()))
+    results = {"thp_mode": huge_pages.thp_mode(), "settings": SETTINGS, "step_ms": times,
+               "minor_faults_per_process": faults, "steps": args.steps, "rounds": args.rounds}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"thp_mode": huge_pages.thp_mode(), "settings": SETTINGS,
-                       "step_ms": times, "minor_faults_per_process": faults,
-                       "steps": args.steps, "rounds": args.rounds}, f, indent=2)
+            json.dump(results, f, indent=2)
+    if args.png:
+        plot(results, args.png)
     return 0
 
 

@@ -53,3 +53,13 @@ def test_reexec_runs_the_same_command_once_more_with_the_tunable_set(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout.split()
     assert out == ["start", "start", "glibc.malloc.hugetlb=1"]
+
+
+def test_the_benchmarks_picture_is_drawn_from_its_saved_results(tmp_path):
+    from benchmarks import huge_pages as bench
+
+    results = {"thp_mode": "madvise", "step_ms": {
+        "4k": {"lenet5 convjax[auto]": [9.1, 8.9]}, "huge": {"lenet5 convjax[auto]": [8.4]}}}
+    out = tmp_path / "huge.png"
+    bench.plot(results, str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
