@@ -196,19 +196,22 @@ def chunked_weight_gradient(lhs, cotangent, kernel_shape, strides, pads, dilatio
     cotangent: the sum over batch chunks of cotangent^T @ patches, in a loop so that only one
     chunk's patches exist at a time."""
     kh, kw, cin, cout = kernel_shape
-    n = lhs.shape[0] // chunk
-    chunks = (lhs.reshape(n, chunk, *lhs.shape[1:]), cotangent.reshape(n, -1, cout))
 
-    def add_chunk(total, chunk_pair):
-        x, g = chunk_pair
+    def add_chunk(i, total):
+        # Sliced by index from the whole arrays, not scanned over them reshaped to
+        # (chunks, chunk, ...): XLA then reads the activation the forward saved instead of
+        # first copying it into that layout (ResNet-20 b128: 1-5% of the step, 4 runs)
+        x = lax.dynamic_slice_in_dim(lhs, i * chunk, chunk)
+        g = lax.dynamic_slice_in_dim(cotangent, i * chunk, chunk).reshape(-1, cout)
         patches = extract_patches(x, (kh, kw), strides, pads, dilation)
         # As 2-D matrices, (cout, rows) @ (rows, kh*kw*cin): with the rows left as three
         # axes, or in the transposed orientation, the product ran half as fast (measured)
         product = lax.dot_general(g, patches.reshape(g.shape[0], -1), (((0,), (0,)), ((), ())),
                                   precision=precision, preferred_element_type=jnp.float32)
-        return total + product, None
+        return total + product
 
-    total, _ = lax.scan(add_chunk, jnp.zeros((cout, kh * kw * cin), jnp.float32), chunks)
+    total = lax.fori_loop(0, lhs.shape[0] // chunk, add_chunk,
+                          jnp.zeros((cout, kh * kw * cin), jnp.float32))
     return total.T.reshape(kh, kw, cin, cout)
 
 
