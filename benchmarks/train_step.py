@@ -38,8 +38,9 @@ JAX when the cores are shared, which flatters the ratio):
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
 (through launch.py, hence with 2 MiB pages: training/huge_pages.py; the run of record since:
-benchmarks/results/train_step_cpu_2core_huge_pages.json, ratios lenet5 1.07, resnet20_cifar
-1.87, resnet18 1.30, against 1.57 / 2.72 / 1.34 before), and `--dtype bfloat16` for the
+benchmarks/results/train_step_cpu_2core_huge_pages.json, ratios lenet5 1.21, resnet20_cifar
+1.92, resnet18 1.31; the run before it, one commit earlier, 1.07 / 1.87 / 1.30; against
+1.57 / 2.72 / 1.34 before huge pages), and `--dtype bfloat16` for the
 mixed-precision policy (training/precision.py; the PyTorch twin
 under torch.autocast). On a GPU: benchmarks/gpu_run.sh.
 
