@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from training import huge_pages
 
@@ -43,7 +44,7 @@ def run_once(env: dict, args) -> tuple[dict, int]:
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1][:300]
             return {"error": f"exit status {proc.returncode}: {last}"}, faults
-        return json.load(open(out.name)), faults
+        return json.loads(Path(out.name).read_text()), faults
 
 
 def plot(results: dict, out: str) -> None:
@@ -82,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from-json", default=None, help="redraw --png from a saved --json")
     args = p.parse_args(argv)
     if args.from_json:
-        plot(json.load(open(args.from_json)), args.png or "huge_pages.png")
+        try:
+            saved = json.loads(Path(args.from_json).read_text())
+            _ = saved["step_ms"]["4k"], saved["step_ms"]["huge"], saved["thp_mode"]  # plot's keys
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print(f"error: --from-json {args.from_json}: not this benchmark's --json output "
+                  f"({type(err).__name__}: {err}); rerun with --json to make one",
+                  file=sys.stderr)
+            return 2
+        plot(saved, args.png or "huge_pages.png")
         return 0
     print(f"THP mode: {huge_pages.thp_mode()}")
     times: dict[str, dict[str, list[float]]] = {s: {} for s in SETTINGS}

@@ -63,3 +63,15 @@ def test_the_benchmarks_picture_is_drawn_from_its_saved_results(tmp_path):
     out = tmp_path / "huge.png"
     bench.plot(results, str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_redrawing_from_a_missing_or_foreign_json_is_one_line_and_status_2(tmp_path, capsys):
+    from benchmarks import huge_pages as bench
+
+    foreign = tmp_path / "other.json"
+    foreign.write_text('{"models": []}')
+    for path in (tmp_path / "missing.json", foreign):
+        assert bench.main(["--from-json", str(path), "--png", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --from-json") and "\n" not in err
+    assert not (tmp_path / "x.png").exists()
