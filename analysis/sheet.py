@@ -55,7 +55,7 @@ from analysis import jaxpr_walk
 from analysis.jaxpr_walk import Call, Walk
 from analysis.receptive_field import GLOBAL, Span
 from errors import UserError
-from models import registry
+from models import conv_lowering, registry
 
 # ------------------------------------------------------------------------------------------
 # The result
@@ -196,11 +196,16 @@ def summarize_module(model: nnx.Module, input_shape: tuple[int, int, int], *,
     def loss(params, rest, x):
         return sum(jnp.sum(y) for y in jax.tree.leaves(forward(params, rest, x)))
 
-    calls, walk, out_avals = _trace_forward(graphdef, args, name, input_shape)
-    backward = Walk(0)  # the gradient w.r.t. the parameters only, as training takes it
-    grad = jax.make_jaxpr(jax.value_and_grad(loss))(*args)
-    backward.run(grad.jaxpr, [None] * len(grad.jaxpr.invars), layer=None, fields_wanted=False)
-    xla = _xla_flops(forward, args, compile=check_xla)
+    # The network, not one backend's lowering of it: the CPU's banded matmul multiplies the
+    # band's zeros too and reads whole rows (models/conv_lowering.py), on the GPU XLA's
+    # convolution is kept; traced as convolutions, every backend gets the same sheet.
+    with conv_lowering.forced("xla"):
+        calls, walk, out_avals = _trace_forward(graphdef, args, name, input_shape)
+        backward = Walk(0)  # the gradient w.r.t. the parameters only, as training takes it
+        grad = jax.make_jaxpr(jax.value_and_grad(loss))(*args)
+        backward.run(grad.jaxpr, [None] * len(grad.jaxpr.invars), layer=None,
+                     fields_wanted=False)
+        xla = _xla_flops(forward, args, compile=check_xla)
 
     total = sum(walk.flops) + walk.between
     n_params = sum(math.prod(p.shape) for p in jax.tree.leaves(args[0]))

@@ -8,8 +8,10 @@ matmul, per shape, forward and forward + backward (input and weight gradients).
 Variants: `xla` (lax.conv_general_dilated), `patches` (models.conv_lowering: strided slices
 + one dot_general; its gradient is pads/adds + dots), `lax_patches`
 (lax.conv_general_dilated_patches + dot: the patches are themselves an identity-kernel
-grouped convolution, so its gradient is a convolution again) and `chunked_dw` (XLA's
-convolution, its weight gradient summed over batch chunks). Every shape's variants are
+grouped convolution, so its gradient is a convolution again), `chunked_dw` (XLA's
+convolution, its weight gradient summed over batch chunks), `banded` (models/banded_conv.py:
+KH input rows side by side @ the kernel as a banded matrix along the width) and `auto` (what
+the rule picks, the last column). Every shape's variants are
 compiled first, then timed interleaved (round-robin) `--repeats` times; each sample averages
 enough calls to last ~20 ms, and the table shows medians and the first variant's time over
 the second's (default xla/patches; >1: the second faster). The shared 2-core machine is
@@ -27,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from models import conv_lowering
+from models import banded_conv, conv_lowering
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -56,8 +58,17 @@ def _chunked_dw(x, w, stride, pads):
     return conv_lowering.xla_conv_chunked_dw(x, w, (stride, stride), pads, (1, 1), None, chunk)
 
 
+def _banded(x, w, stride, pads):
+    return banded_conv.banded_conv(x, w, (stride, stride), pads, (1, 1))
+
+
+def _auto(x, w, stride, pads):
+    return conv_lowering.conv_general_dilated(x, w, (stride, stride), pads,
+                                              dimension_numbers=DN)
+
+
 VARIANTS = {"xla": _xla, "patches": _patches, "lax_patches": _lax_patches,
-            "chunked_dw": _chunked_dw}
+            "chunked_dw": _chunked_dw, "banded": _banded, "auto": _auto}
 
 
 def compiled(variant: str, mode: str, stride: int, pads):
@@ -185,8 +196,7 @@ def measure(cfg: dict, repeats: int, variants, modes) -> dict:
     for mode in modes:
         fns = {v: compiled(v, mode, cfg["stride"], pads) for v in variants}
         row[mode] = {v: s * 1e3 for v, s in time_interleaved(fns, (x, w, g), repeats).items()}
-    row["rule_picks_patches"] = conv_lowering.use_patches(
-        (_out_hw(cfg),) * 2, (cfg["k"],) * 2, (cfg["stride"],) * 2, cfg["cin"], cfg["cout"])
+    row["rule"] = conv_lowering.choose(x.shape, w.shape, (cfg["stride"],) * 2, pads)[0]
     return row
 
 
@@ -199,7 +209,7 @@ def _print_row(row: dict, variants, modes) -> None:
         cells.append(" ".join(f"{ms[v]:9.2f}" for v in variants)
                      + f" {ms[variants[0]] / ms[variants[1]]:7.2f}x")
     print(f"{shape:<34}{row['out_positions']:>6}  " + "  |".join(cells)
-          + ("   patches" if row["rule_picks_patches"] else "   xla"), flush=True)
+          + f"   {row['rule']}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-gflop", type=float, default=3.0,
                         help="skip shapes whose forward costs more (keeps the run short)")
     parser.add_argument("--variants", default="xla,patches",
-                        help="of xla,patches,lax_patches,chunked_dw (the ratio: first/second)")
+                        help="of " + ",".join(VARIANTS) + " (the ratio: first/second)")
     parser.add_argument("--modes", default="fwd,fwd_bwd", help="of fwd,fwd_bwd,dx,dw")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)

@@ -16,9 +16,10 @@ in turn (so machine noise hits all of them alike), timing each step.
 Reported per variant: compile seconds (convjax: lower + compile; torch.compile: the first
 steps' time above a steady one), the train-step time in ms (median of the round medians, and
 p25/p75/min/max over all steps), examples/s, FLOPs per step (XLA's cost analysis of
-convjax's compiled step; the same count is used for the peer, which does the same network's
-work), that FLOP rate as a fraction of the peak of a 2048^3 matmul in the same dtype timed in
-this run, and peak device memory where the platform reports one (`memory_stats()`; n/a on
+convjax's step traced with XLA's convolutions, before optimization: the network's own
+arithmetic, whatever the lowering adds; the same count is used for the peer, which does the
+same network's work), that FLOP rate as a fraction of the peak of a 2048^3 matmul in the
+same dtype timed in this run, and peak device memory where the platform reports one (`memory_stats()`; n/a on
 CPU) beside XLA's static memory analysis of the step. `ratio` = convjax ms / best PyTorch ms.
 `--lowerings xla,auto` times convjax with XLA's convolution everywhere ("before") and with
 the shape-aware lowering of models/conv_lowering.py ("after") side by side.
@@ -60,7 +61,6 @@ when inductor's on-disk cache is warm.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -170,7 +170,7 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False) -> Ru
     batch = {"image": jax.random.normal(kx, (case.batch, *case.input_shape), jnp.float32),
              "label": jax.random.randint(ky, (case.batch,), 0, case.num_classes)}
     start = time.perf_counter()
-    with _lowering(lowering):  # read while tracing
+    with conv_lowering.forced(lowering):  # read while tracing
         compiled = step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
     holder = {"state": state}
@@ -179,26 +179,15 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False) -> Ru
         holder["state"], sums = compiled(holder["state"], batch)
         jax.block_until_ready((holder["state"], sums))
 
-    cost = _cost(compiled)
+    # The network's arithmetic, not the lowering's: traced with XLA's convolutions, unoptimized
+    # (the banded lowering multiplies its band's zeros too; fusion recomputes cheap work)
+    with conv_lowering.forced("xla"):
+        cost = _cost(step.lower(state, batch))
     extra = {"flops_per_step": float(cost.get("flops", 0.0)) or None,
              "xla_memory": _xla_memory(compiled),
              "params": state_lib.count_params(state.params), "lowering": lowering}
     return Runner(f"convjax[{lowering}{',remat' if rematerialise else ''}]", run, compile_s,
                   extra)
-
-
-@contextlib.contextmanager
-def _lowering(name: str):
-    """Sets $CONVJAX_CONV_LOWERING for the duration of a trace, then restores it."""
-    saved = os.environ.get(conv_lowering.ENV_VAR)
-    os.environ[conv_lowering.ENV_VAR] = name
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(conv_lowering.ENV_VAR, None)
-        else:
-            os.environ[conv_lowering.ENV_VAR] = saved
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""How a 2-D convolution is lowered: XLA's own convolution, or patches + one matmul, and
-where XLA's convolution is kept, how its weight gradient is computed.
+"""How a 2-D convolution is lowered: XLA's own convolution, patches + one matmul, or rows +
+one banded matmul (models/banded_conv.py), and where XLA's convolution is kept, how its
+weight gradient is computed.
 
 A convolution is a linear map, so it can be written as "gather every output position's
 receptive field into a row (im2col), then multiply by the kernel reshaped to a matrix". XLA's
@@ -14,7 +15,7 @@ convolution is kept, its weight gradient is the same matmul summed over batch ch
 `nnx.Conv(..., conv_general_dilated=...)` takes it) and picks the lowering per static shape
 with `use_patches` and `weight_gradient_chunk`, the one place the rule and its thresholds live.
 
-`CONVJAX_CONV_LOWERING=xla|patches|chunked_dw|auto` (read at call time, i.e. when a step is
+`CONVJAX_CONV_LOWERING=xla|patches|banded|chunked_dw|auto` (read at call time, i.e. when a step is
 traced) forces one lowering, for benchmarking; `auto` (the default) applies the rule on CPU
 and keeps XLA's convolution on GPU and TPU, whose libraries (cuDNN, the TPU's convolution
 units) were not what the rule was measured against.
@@ -22,6 +23,7 @@ units) were not what the rule was measured against.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -32,7 +34,9 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-LOWERINGS = ("auto", "xla", "patches", "chunked_dw")
+from models.banded_conv import banded_conv
+
+LOWERINGS = ("auto", "xla", "patches", "banded", "chunked_dw")
 ENV_VAR = "CONVJAX_CONV_LOWERING"
 
 # The rule (`use_patches`) and its thresholds, from benchmarks/conv_lowering.py on the 2-core CPU
@@ -91,6 +95,18 @@ WIDE_IN = 256
 # 18.4), so those keep XLA's.
 CHUNK_ROWS, MIN_CHUNK_ROWS = 4096, 1024
 
+# The banded lowering (models/banded_conv.py) multiplies W / KW times the convolution's
+# arithmetic but copies the input only KH times; with very few input channels that beats
+# im2col's KH*KW copies (fwd + weight gradient, or fwd+bwd where there is an input gradient;
+# b128, medians of 3 interleaved rounds, `benchmarks.conv_lowering --variants banded,auto`):
+# one input channel: 32x32 -> 6 5x5 (LeNet-5's C1) 9.0 -> 4.2 ms, 3x3 5.0 -> 2.8, 28x28 -> 6
+# 5x5 "SAME" 7.7 -> 2.8, but 28x28 -> 32 3x3 6.7 -> 9.9 (more outputs: the band grows with
+# them); 6 input channels: 14x14 -> 16 5x5 VALID (C3, 2.8 kernels wide) 5.0 -> 4.2, but with
+# "SAME" padding (3.6 wide) 10.0 -> 9.6 against XLA's 7.1, and 15x15 3x3 (5 wide) 3.3 -> 4.0;
+# 3 or more channels on wider maps lose 1.3-4x (ResNet-20's stem 11.6 -> 14.9).
+BANDED_ONE_CHANNEL_WIDTH = 12  # one input channel: padded width <= this many kernel widths
+BANDED_NARROW_WIDTH = 3        # < NARROW_IN channels: padded width <= this many kernel widths
+
 
 def lowering() -> str:
     """The lowering forced by $CONVJAX_CONV_LOWERING, or 'auto'."""
@@ -117,6 +133,32 @@ def use_patches(out_hw: Sequence[int], kernel_hw: Sequence[int], strides: Sequen
         return True
     at_most_twice = any(o <= 2 * k for o, k in zip(out_hw, kernel_hw))
     return cin < NARROW_IN and (cout < NARROW_OUT or at_most_twice)
+
+
+def use_banded(padded_w: int, kernel_w: int, cin: int, cout: int) -> bool:
+    """The rule for the banded lowering: one input channel, fewer than NARROW_OUT output
+    channels, a map at most BANDED_ONE_CHANNEL_WIDTH (dilated) kernels wide; or fewer than
+    NARROW_IN input channels on a map at most BANDED_NARROW_WIDTH kernels wide. Never a 1x1
+    kernel (one plain matmul). Measurements above."""
+    if kernel_w == 1:
+        return False
+    if cin == 1 and cout < NARROW_OUT and padded_w <= BANDED_ONE_CHANNEL_WIDTH * kernel_w:
+        return True
+    return cin < NARROW_IN and padded_w <= BANDED_NARROW_WIDTH * kernel_w
+
+
+@contextlib.contextmanager
+def forced(name: str):
+    """Sets $CONVJAX_CONV_LOWERING to `name` while the body traces, then restores it."""
+    saved = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = name
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
 
 
 def largest_chunk(batch: int, out_hw: Sequence[int]) -> int:
@@ -259,9 +301,9 @@ def _patches_applicable(lhs, rhs, dimension_numbers, lhs_dilation, feature_group
 def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, padding,
            rhs_dilation=None) -> tuple[str, tuple, int | None]:
     """(lowering, explicit pads, examples per weight-gradient chunk) for an NHWC x HWIO
-    convolution, by the rule and $CONVJAX_CONV_LOWERING. The lowering is 'patches', 'xla' or
-    'chunked_dw' (XLA's convolution, the weight gradient chunked); the chunk is None unless
-    it is 'chunked_dw'."""
+    convolution, by the rule and $CONVJAX_CONV_LOWERING. The lowering is 'patches', 'banded',
+    'xla' or 'chunked_dw' (XLA's convolution, the weight gradient chunked); the chunk is None
+    unless it is 'chunked_dw'."""
     rhs_dilation = tuple(rhs_dilation or (1, 1))
     pads = _explicit_padding(lhs_shape[1:3], rhs_shape[:2], window_strides, padding,
                              rhs_dilation)
@@ -272,6 +314,10 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
         return forced, pads, largest_chunk(lhs_shape[0], out_hw)
     if forced != "auto" or jax.default_backend() != "cpu":
         return ("xla" if forced == "auto" else forced), pads, None
+    padded_w = lhs_shape[2] + sum(pads[1])
+    if use_banded(padded_w, (rhs_shape[1] - 1) * rhs_dilation[1] + 1, rhs_shape[2],
+                  rhs_shape[3]):
+        return "banded", pads, None
     if use_patches(out_hw, rhs_shape[:2], window_strides, rhs_shape[2], rhs_shape[3]):
         return "patches", pads, None
     chunk = weight_gradient_chunk(lhs_shape[0], out_hw)
@@ -283,8 +329,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          batch_group_count=1, precision=None, preferred_element_type=None,
                          out_sharding=None) -> jax.Array:
     """`lax.conv_general_dilated`, lowered by shape (plain 2-D NHWC/HWIO convolutions only):
-    patches + matmul where `use_patches` says so, XLA's convolution otherwise, with the
-    weight gradient chunked where `weight_gradient_chunk` says so."""
+    rows + banded matmul where `use_banded` says so, patches + matmul where `use_patches`
+    does, XLA's convolution otherwise, with the weight gradient chunked where
+    `weight_gradient_chunk` says so."""
     xla = lambda: lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
         feature_group_count, batch_group_count, precision, preferred_element_type,
@@ -299,8 +346,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     if kind == "chunked_dw":
         return xla_conv_chunked_dw(lhs, rhs, window_strides, pads, rhs_dilation, precision,
                                    chunk)
-    return patches_conv(lhs, rhs, window_strides, pads, rhs_dilation, precision=precision,
-                        preferred_element_type=preferred_element_type)
+    lower = banded_conv if kind == "banded" else patches_conv
+    return lower(lhs, rhs, window_strides, pads, rhs_dilation, precision=precision,
+                 preferred_element_type=preferred_element_type)
 
 
 def Conv(*args, **kwargs) -> nnx.Conv:  # noqa: N802 (a factory standing in for the class)

@@ -1,6 +1,7 @@
-"""The shape-aware convolution (models/conv_lowering.py): every lowering (patches, XLA's, XLA's
-with the weight gradient chunked) computes the same convolution and the same gradients, the
-rule picks as documented, and building the zoo with it leaves every parameter where it was."""
+"""The shape-aware convolution (models/conv_lowering.py): every lowering (patches, banded,
+XLA's, XLA's with the weight gradient chunked) computes the same convolution and the same
+gradients, the rule picks as documented, and building the zoo with it leaves every parameter
+where it was."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from flax import nnx
 from jax import lax
 
 import models
-from models import conv_lowering
+from models import banded_conv, conv_lowering
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -48,8 +49,8 @@ def _conv_and_grads(conv, x, w, g):
 
 @pytest.mark.parametrize("channels", [5, 1])  # one input channel has its own patch layout
 @pytest.mark.parametrize("kernel,stride,padding,dilation", CASES)
-def test_patches_and_xla_agree_forward_and_both_gradients(kernel, stride, padding, dilation,
-                                                          channels):
+def test_every_lowering_agrees_with_xla_forward_and_both_gradients(kernel, stride, padding,
+                                                                  dilation, channels):
     kx, kw, kg = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(kx, (3, 9, 8, channels))
     w = jax.random.normal(kw, (kernel, kernel, channels, 4)) * 0.3
@@ -57,20 +58,22 @@ def test_patches_and_xla_agree_forward_and_both_gradients(kernel, stride, paddin
     ref = lambda x, w: lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dil,
                                                 dimension_numbers=DN)
     pads = conv_lowering.choose(x.shape, w.shape, strides, padding, dil)[1]
-    patches = lambda x, w: conv_lowering.patches_conv(x, w, strides, pads, dil)
     g = jax.random.normal(kg, jax.eval_shape(ref, x, w).shape)
     want = _conv_and_grads(ref, x, w, g)
-    for chunk in (None, 1, 3):  # patches; chunked weight gradient, one or three examples a chunk
-        ours = patches if chunk is None else (
-            lambda x, w, c=chunk: conv_lowering.xla_conv_chunked_dw(x, w, strides, pads, dil,
-                                                                   None, c))
+    chunked = lambda c: lambda x, w: conv_lowering.xla_conv_chunked_dw(x, w, strides, pads, dil,
+                                                                      None, c)
+    lowerings = {  # the chunked weight gradient with one and with three examples a chunk
+        "patches": lambda x, w: conv_lowering.patches_conv(x, w, strides, pads, dil),
+        "banded": lambda x, w: banded_conv.banded_conv(x, w, strides, pads, dil),
+        "chunked_dw 1": chunked(1), "chunked_dw 3": chunked(3)}
+    for name, ours in lowerings.items():
         got = jax.jit(lambda x, w, g, f=ours: _conv_and_grads(f, x, w, g))(x, w, g)
         for a, b, what in zip(want, got, ("forward", "input gradient", "weight gradient")):
             assert a.shape == b.shape and a.dtype == b.dtype, what
-            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4, err_msg=f"{chunk}: {what}")
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4, err_msg=f"{name}: {what}")
 
 
-@pytest.mark.parametrize("lowering", ["xla", "patches", "chunked_dw"])
+@pytest.mark.parametrize("lowering", ["xla", "patches", "banded", "chunked_dw"])
 def test_forced_lowering_through_nnx_conv_matches_the_library(monkeypatch, lowering):
     """`Conv` with either lowering forced equals plain nnx.Conv (same init, same output)."""
     monkeypatch.setenv(conv_lowering.ENV_VAR, lowering)
@@ -87,15 +90,18 @@ def test_forced_lowering_through_nnx_conv_matches_the_library(monkeypatch, lower
 def _lowered_with(monkeypatch, lowering: str, lhs_shape, rhs_shape, stride=1, padding="SAME",
                   **kwargs) -> str:
     """Which lowering `conv_general_dilated` emits for these shapes (read off its jaxpr):
-    'chunked_dw' is XLA's convolution with its own (custom) gradient."""
+    'chunked_dw' is XLA's convolution with its own (custom) gradient; 'banded' multiplies
+    twice (the kernel into its band matrix, then the rows by it), 'patches' once."""
     monkeypatch.setenv(conv_lowering.ENV_VAR, lowering)
     fn = lambda x, w: conv_lowering.conv_general_dilated(
         x, w, (stride, stride), padding, dimension_numbers=DN, **kwargs)
     jaxpr = jax.make_jaxpr(fn)(jnp.zeros(lhs_shape), jnp.zeros(rhs_shape))
-    names = {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+    names = [eqn.primitive.name for eqn in jaxpr.jaxpr.eqns]
     if "custom_vjp_call" in names:
         return "chunked_dw"
-    return "xla" if "conv_general_dilated" in names else "patches"
+    if "conv_general_dilated" in names:
+        return "xla"
+    return "banded" if names.count("dot_general") == 2 else "patches"
 
 
 def test_the_rule_picks_patches_when_the_output_is_smaller_than_the_kernel(monkeypatch):
@@ -125,13 +131,22 @@ def test_strided_convolutions_take_patches_except_on_the_image(monkeypatch):
     assert pick((8, 64, 64, 1), (7, 7, 1, 64), 2) == "chunked_dw"
 
 
-def test_narrow_convolutions_take_patches(monkeypatch):
+def test_narrow_convolutions_take_the_band_on_narrow_maps_else_patches(monkeypatch):
     pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
-    assert pick((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID") == "patches"    # LeNet-5's C1
-    assert pick((8, 14, 14, 6), (5, 5, 6, 16), 1, "VALID") == "patches"   # C3: 10x10 output
+    assert pick((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID") == "banded"     # LeNet-5's C1
+    assert pick((8, 28, 28, 1), (5, 5, 1, 6)) == "banded"          # C1 on MNIST, padded
+    assert pick((8, 14, 14, 6), (5, 5, 6, 16), 1, "VALID") == "banded"    # C3: 2.8 kernels
+    assert pick((8, 14, 14, 6), (5, 5, 6, 16)) == "xla"            # padded: 3.6 kernels wide
+    assert pick((8, 64, 64, 1), (5, 5, 1, 6), 1, "VALID") == "patches"  # 12.8 kernels wide
+    assert pick((8, 32, 32, 1), (1, 1, 1, 6)) == "patches"         # 1x1: a plain dot
     assert pick((8, 28, 28, 6), (5, 5, 6, 16), 1, "VALID") == "chunked_dw"  # 24x24 output
+    width = conv_lowering.BANDED_NARROW_WIDTH
+    assert conv_lowering.use_banded(width * 5, 5, conv_lowering.NARROW_IN - 1, 64)
+    assert not conv_lowering.use_banded(width * 5 + 1, 5, 2, 4)
+    assert not conv_lowering.use_banded(10, 5, conv_lowering.NARROW_IN, 4)
     assert pick((8, 32, 32, 3), (3, 3, 3, 16)) == "chunked_dw"     # ResNet-20's stem
     assert pick((8, 40, 40, 1), (3, 3, 1, 64)) == "chunked_dw"     # DnCNN's first layer
+    assert pick((8, 28, 28, 1), (3, 3, 1, 32)) == "chunked_dw"     # 32 outputs: the band grows
     assert pick((8, 14, 14, 8), (5, 5, 8, 16), 1, "VALID") == "xla"       # 8 inputs: not narrow
     assert conv_lowering.use_patches((10, 10), (5, 5), (1, 1), conv_lowering.NARROW_IN - 1, 64)
     assert not conv_lowering.use_patches((11, 11), (5, 5), (1, 1), 6, conv_lowering.NARROW_OUT)
@@ -157,6 +172,23 @@ def test_auto_keeps_xla_convolutions_off_the_cpu(monkeypatch):
     assert pick((8, 2, 2, 512), (3, 3, 512, 512)) == "xla"
     assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "xla"
     assert _lowered_with(monkeypatch, "patches", (8, 2, 2, 512), (3, 3, 512, 512)) == "patches"
+
+
+def test_banded_conv_keeps_the_dtypes_and_is_exact_in_bfloat16():
+    """Each band entry is one kernel weight or zero, so the band loses nothing in bfloat16."""
+    x = jax.random.normal(jax.random.key(0), (4, 12, 12, 1), jnp.bfloat16)
+    w = jax.random.normal(jax.random.key(1), (5, 5, 1, 6), jnp.bfloat16)
+    band = banded_conv.band_matrix(w, 12, 8, 1, 1)
+    assert band.dtype == jnp.bfloat16 and band.shape == (5 * 12, 8 * 6)
+    assert set(np.unique(np.asarray(band, np.float32))) <= set(
+        np.unique(np.asarray(w, np.float32))) | {0.0}
+    conv = lambda w: banded_conv.banded_conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1),
+                                             preferred_element_type=jnp.float32)
+    want = lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=DN,
+                                    preferred_element_type=jnp.float32)
+    assert conv(w).dtype == jnp.float32
+    np.testing.assert_allclose(conv(w), want, rtol=1e-5, atol=1e-5)
+    assert jax.grad(lambda w: jnp.sum(conv(w)))(w).dtype == jnp.bfloat16
 
 
 def test_chunked_weight_gradient_keeps_the_kernel_dtype():

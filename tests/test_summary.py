@@ -49,9 +49,9 @@ def test_lenet5_sheet_matches_the_hand_count(capsys):
     assert sheet["flops_forward"] == sum(f for _, _, f in hand.values()) + between == 865_386
     # XLA's simplifier folds 1.7159 * tanh(2x / 3)'s "* 2 / 3" into one multiply: -0.75%.
     assert sheet["flops_forward"] == pytest.approx(sheet["xla_flops_unfused"], rel=0.02)
-    # C1 and C3 are lowered as patches + matmul (models/conv_lowering.py), and fusion recomputes
-    # the cheap work before each patch gather (tanh, S2's pooling) per kernel offset: +3.6%.
-    assert sheet["xla_flops_unfused"] <= sheet["xla_flops"] <= 1.05 * sheet["flops_forward"]
+    # The sheet traces convolutions as convolutions, whatever the CPU lowers them to
+    # (models/conv_lowering.py: C1 and C3 as banded matmuls, 6.4x and 2.8x the arithmetic).
+    assert sheet["xla_flops_unfused"] <= sheet["xla_flops"] <= 1.01 * sheet["flops_forward"]
     assert sheet["flops_forward"] == sheet["xla_flops_unoptimized"]
     assert 2 * sheet["flops_forward"] < sheet["flops_forward_backward"] \
         < 3 * sheet["flops_forward"]
