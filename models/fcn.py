@@ -49,7 +49,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from models import layers, upsampling
+from models import layers, max_pool, upsampling
 from models.conv_layers import ConvNormAct, conv1x1
 from models.registry import register
 from models.vgg import CONFIGS
@@ -81,7 +81,7 @@ class CeilMaxPool(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         pad = ((0, x.shape[1] % 2), (0, x.shape[2] % 2))
-        return nnx.max_pool(x, (2, 2), (2, 2), pad)
+        return max_pool.max_pool(x, (2, 2), (2, 2), pad)
 
 
 def fuse_same(coarse_up: jax.Array, skip_score: jax.Array, factor: int = 2) -> jax.Array:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models import layers
+from models import layers, max_pool
 from models.conv_layers import ConvNormAct
 from models.registry import register
 from models.remat import rematerialisable
@@ -43,7 +43,7 @@ class CeilMaxPool(layers.Pool):
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s = self.window, self.stride
         extra = [(-(-(n - k) // s)) * s + k - n for n in x.shape[1:3]]
-        return nnx.max_pool(x, (k, k), (s, s), ((0, extra[0]), (0, extra[1])))
+        return max_pool.max_pool(x, (k, k), (s, s), ((0, extra[0]), (0, extra[1])))
 
 
 class Inception(nnx.Module):

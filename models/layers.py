@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import batch_norm, conv_lowering
+from models import batch_norm, conv_lowering, max_pool
 
 # ---------------------------------------------------------------------------------------------
 # Activations
@@ -192,7 +192,8 @@ class Pool(nnx.Module):
         self.padding = _pairs(padding)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        pool = nnx.max_pool if self.kind == "max" else nnx.avg_pool
+        # max_pool.max_pool: nnx.max_pool's forward, with a backward XLA's CPU runs 3-8x faster
+        pool = max_pool.max_pool if self.kind == "max" else nnx.avg_pool
         return pool(x, (self.window, self.window), (self.stride, self.stride), self.padding)
 
 
