@@ -180,9 +180,11 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False) -> Ru
         jax.block_until_ready((holder["state"], sums))
 
     # The network's arithmetic, not the lowering's: traced with XLA's convolutions, unoptimized
-    # (the banded lowering multiplies its band's zeros too; fusion recomputes cheap work)
+    # (the banded lowering multiplies its band's zeros too; fusion recomputes cheap work). A
+    # jit of its own: `step` would reuse its trace, made with `lowering`.
     with conv_lowering.forced("xla"):
-        cost = _cost(step.lower(state, batch))
+        network = make_convjax_step(defs, tx, num_classes=case.num_classes, dtype=case.dtype)
+        cost = _cost(network.lower(state, batch))
     extra = {"flops_per_step": float(cost.get("flops", 0.0)) or None,
              "xla_memory": _xla_memory(compiled),
              "params": state_lib.count_params(state.params), "lowering": lowering}

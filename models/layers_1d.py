@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from models import max_pool
 from models.batch_norm import BatchNorm
 from models.layers import Identity
 
@@ -93,7 +94,7 @@ class Pool1d(nnx.Module):
         self.padding = padding
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        pool = nnx.max_pool if self.kind == "max" else nnx.avg_pool
+        pool = max_pool.max_pool if self.kind == "max" else nnx.avg_pool  # see layers.Pool
         return pool(x, (self.window,), (self.stride,), self.padding)
 
 

@@ -14,23 +14,25 @@ elementwise pass. Same forward, same gradient, ties included (tests/test_max_poo
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 
-def explicit_padding(x_hw, window, strides, padding) -> tuple[tuple[int, int], ...]:
-    """((top, bottom), (left, right)) for 'SAME'/'VALID' or explicit pairs."""
+def explicit_padding(spatial, window, strides, padding) -> tuple[tuple[int, int], ...]:
+    """((lo, hi), ...) per spatial axis for 'SAME'/'VALID' or explicit pairs."""
     if isinstance(padding, str):
-        return tuple(lax.padtype_to_pads(x_hw, window, strides, padding))
+        return tuple(lax.padtype_to_pads(spatial, window, strides, padding))
     return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
-def max_pool(x: jax.Array, window: tuple[int, int], strides: tuple[int, int],
+def max_pool(x: jax.Array, window: tuple[int, ...], strides: tuple[int, ...],
              padding="VALID") -> jax.Array:
-    """NHWC max pooling (`nnx.max_pool`'s arguments; padding counts as -inf)."""
-    pads = explicit_padding(x.shape[1:3], window, strides, padding)
+    """Max pooling over (B, *spatial, C), `nnx.max_pool`'s arguments (padding counts as
+    -inf): NHWC with two spatial axes, (B, T, C) with one."""
+    pads = explicit_padding(x.shape[1:-1], window, strides, padding)
     return _max_pool(x, tuple(window), tuple(strides), pads)
 
 
@@ -54,23 +56,23 @@ def _max_pool_bwd(window, strides, pads, residuals, g):
     x, y = residuals
     padded = lax.pad(x, jnp.array(-jnp.inf, x.dtype),
                      ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
-    n, hp, wp, c = padded.shape
-    _, oh, ow, _ = y.shape
-    (sh, sw), taken, grad = strides, jnp.zeros(y.shape, bool), None
-    zero = jnp.zeros((), g.dtype)
-    for u in range(window[0]):
-        for v in range(window[1]):
-            end_h, end_w = u + (oh - 1) * sh + 1, v + (ow - 1) * sw + 1
-            view = lax.slice(padded, (0, u, v, 0), (n, end_h, end_w, c), (1, sh, sw, 1))
-            hit = (view == y) & ~taken
-            taken = taken | hit
-            # the transpose of the strided view: back to the positions it read
-            share = lax.pad(jnp.where(hit, g, zero), zero,
-                            ((0, 0, 0), (u, hp - end_h, sh - 1), (v, wp - end_w, sw - 1),
-                             (0, 0, 0)))
-            grad = share if grad is None else grad + share
-    (top, _), (left, _) = pads
-    return (lax.slice(grad, (0, top, left, 0), (n, top + x.shape[1], left + x.shape[2], c)),)
+    taken, grad, zero = jnp.zeros(y.shape, bool), None, jnp.zeros((), g.dtype)
+    for offset in itertools.product(*(range(k) for k in window)):  # row-major, as XLA scans
+        ends = [o + (n - 1) * s + 1 for o, n, s in zip(offset, y.shape[1:-1], strides)]
+        view = lax.slice(padded, (0, *offset, 0), (x.shape[0], *ends, x.shape[-1]),
+                         (1, *strides, 1))
+        hit = (view == y) & ~taken
+        taken = taken | hit
+        # the transpose of the strided view: back to the positions it read
+        share = lax.pad(jnp.where(hit, g, zero), zero,
+                        ((0, 0, 0), *((o, n - e, s - 1) for o, n, e, s in
+                                      zip(offset, padded.shape[1:-1], ends, strides)),
+                         (0, 0, 0)))
+        grad = share if grad is None else grad + share
+    starts = [lo for lo, _ in pads]
+    return (lax.slice(grad, (0, *starts, 0),
+                      (x.shape[0], *(lo + n for lo, n in zip(starts, x.shape[1:-1])),
+                       x.shape[-1])),)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)

@@ -32,6 +32,16 @@ def test_torch_twin_has_the_same_parameter_count(name):
     assert torch_twins.count_params(twin) == _convjax_params(name)
 
 
+def test_flops_per_step_count_the_network_whatever_the_lowering():
+    """LeNet-5's C1 and C3 run as banded matmuls on CPU, which multiply zeros too; the FLOP
+    rate the harness reports divides the network's own arithmetic (the issue's "fraction of
+    peak"), the same whichever lowering runs."""
+    case = train_step.Case("lenet5", 8, (32, 32, 1), "float32", 10)
+    counts = {low: train_step.convjax_runner(case, low).extra["flops_per_step"]
+              for low in ("auto", "xla")}
+    assert counts["auto"] == counts["xla"] > 0
+
+
 def test_torch_twin_trains_one_step():
     torch = pytest.importorskip("torch")
     from benchmarks import torch_twins

@@ -49,6 +49,17 @@ def test_gradient_of_real_activations_and_its_dtype():
                                atol=2e-2)
 
 
+@pytest.mark.parametrize("window,stride,padding", [(3, 2, "SAME"), (2, 2, "VALID"), (4, 1, "SAME")])
+def test_one_dimensional_pooling_equals_nnx_max_pool(window, stride, padding):
+    """(B, T, C) signals, as the 1-D nets pool them (models/layers_1d.py)."""
+    x = jax.random.randint(jax.random.key(3), (2, 17, 3), 0, 3).astype(jnp.float32)
+    y = nnx.max_pool(x, (window,), (stride,), padding)
+    g = jax.random.randint(jax.random.key(4), y.shape, -4, 5).astype(jnp.float32)
+    f = lambda pool: jax.grad(lambda x: jnp.vdot(pool(x, (window,), (stride,), padding), g))(x)
+    np.testing.assert_array_equal(max_pool(x, (window,), (stride,), padding), y)
+    np.testing.assert_array_equal(f(max_pool), f(nnx.max_pool))
+
+
 def test_the_pool_layer_uses_it():
     """layers.Pool('max') differentiates without XLA's select-and-scatter."""
     pool = layers.Pool("max", 3, 2, 1)
