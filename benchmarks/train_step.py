@@ -19,9 +19,9 @@ p25/p75/min/max over all steps), examples/s, FLOPs per step (XLA's cost analysis
 convjax's step traced with XLA's convolutions, before optimization: the network's own
 arithmetic, whatever the lowering adds; the same count is used for the peer, which does the
 same network's work), that FLOP rate as a fraction of the peak of a 2048^3 matmul in the
-same dtype timed in this run, and peak device memory where the platform reports one (`memory_stats()`; n/a on
-CPU) beside XLA's static memory analysis of the step. `ratio` = convjax ms / best PyTorch ms.
-`--lowerings xla,auto` times convjax with XLA's convolution everywhere ("before") and with
+same dtype timed in this run, and peak device memory where the platform reports one
+(`memory_stats()`; n/a on CPU) beside XLA's static memory analysis of the step. `ratio` =
+convjax ms / best PyTorch ms. `--lowerings xla,auto` times convjax with XLA's convolution everywhere ("before") and with
 the shape-aware lowering of models/conv_lowering.py ("after") side by side.
 
 JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
@@ -39,8 +39,10 @@ JAX when the cores are shared, which flatters the ratio):
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
 (through launch.py, hence with 2 MiB pages: training/huge_pages.py; the run of record since:
-benchmarks/results/train_step_cpu_2core_huge_pages.json, ratios lenet5 1.21, resnet20_cifar
-1.92, resnet18 1.31; the run before it, one commit earlier, 1.07 / 1.87 / 1.30; against
+benchmarks/results/train_step_cpu_2core_banded_maxpool.json, ratios lenet5 1.29,
+resnet20_cifar 2.67, resnet18 1.16, on another host whose PyTorch ran ResNet-20 1.6x faster
+than the last one's (that morning, before the banded lowering and max_pool.py: 1.58 / 2.29 /
+1.43); the one before, train_step_cpu_2core_huge_pages.json, 1.21 / 1.92 / 1.31; against
 1.57 / 2.72 / 1.34 before huge pages), and `--dtype bfloat16` for the
 mixed-precision policy (training/precision.py; the PyTorch twin
 under torch.autocast). On a GPU: benchmarks/gpu_run.sh.

@@ -8,10 +8,11 @@ gather the KH input rows of every output row side by side (KH copies of the inpu
 the KH*KW of im2col) and multiply once by the stacked band matrices (KH*W*C x OW*O). The band
 multiplies zeros too: W / KW times the convolution's arithmetic. That is cheap where W is a
 few kernels wide and the channels are few, the case where im2col's patch matrix is all copy
-and no product: LeNet-5's C1 (32x32x1 -> 6, 5x5) fwd+dw 8.0 -> 4.2 ms, C3 (14x14x6 -> 16)
-fwd+bwd 5.2 -> 4.2 ms at b128 on the 2-core CPU (benchmarks/conv_lowering.py, variant
-`banded`). The band matrix is built from the kernel by an einsum with a constant 0/1 shift
-tensor, so its gradient is the einsum's (each kernel weight sums the band entries it fills).
+and no product: LeNet-5's C1 (32x32x1 -> 6, 5x5) fwd+dw 4.6 -> 2.3 ms, C3 (14x14x6 -> 16)
+fwd+bwd 6.1 -> 3.5 ms against patches, at b128 on the 2-core CPU (benchmarks/conv_lowering.py,
+variant `banded`; the rule, in models/conv_lowering.py, says where it wins). The band
+matrix is built from the kernel by an einsum with a constant 0/1 shift tensor, so its
+gradient is the einsum's (each kernel weight sums the band entries it fills).
 """
 
 from __future__ import annotations

@@ -13,12 +13,13 @@ convolution is kept, its weight gradient is the same matmul summed over batch ch
 (`chunked_weight_gradient`): ResNet-20's step at b128 497-503 -> 402-440 ms.
 `conv_general_dilated` here has `lax.conv_general_dilated`'s signature (so
 `nnx.Conv(..., conv_general_dilated=...)` takes it) and picks the lowering per static shape
-with `use_patches` and `weight_gradient_chunk`, the one place the rule and its thresholds live.
+with `use_banded`, `use_patches` and `weight_gradient_chunk`, the one place the rule and its
+thresholds live.
 
-`CONVJAX_CONV_LOWERING=xla|patches|banded|chunked_dw|auto` (read at call time, i.e. when a step is
-traced) forces one lowering, for benchmarking; `auto` (the default) applies the rule on CPU
-and keeps XLA's convolution on GPU and TPU, whose libraries (cuDNN, the TPU's convolution
-units) were not what the rule was measured against.
+`CONVJAX_CONV_LOWERING=xla|patches|banded|chunked_dw|auto` (read at call time, i.e. when a
+step is traced; `forced` sets it for a block) forces one lowering, for benchmarking; `auto`
+(the default) applies the rule on CPU and keeps XLA's convolution on GPU and TPU, whose
+libraries (cuDNN, the TPU's convolution units) were not what the rule was measured against.
 """
 
 from __future__ import annotations
@@ -97,13 +98,14 @@ CHUNK_ROWS, MIN_CHUNK_ROWS = 4096, 1024
 
 # The banded lowering (models/banded_conv.py) multiplies W / KW times the convolution's
 # arithmetic but copies the input only KH times; with very few input channels that beats
-# im2col's KH*KW copies (fwd + weight gradient, or fwd+bwd where there is an input gradient;
-# b128, medians of 3 interleaved rounds, `benchmarks.conv_lowering --variants banded,auto`):
-# one input channel: 32x32 -> 6 5x5 (LeNet-5's C1) 9.0 -> 4.2 ms, 3x3 5.0 -> 2.8, 28x28 -> 6
-# 5x5 "SAME" 7.7 -> 2.8, but 28x28 -> 32 3x3 6.7 -> 9.9 (more outputs: the band grows with
-# them); 6 input channels: 14x14 -> 16 5x5 VALID (C3, 2.8 kernels wide) 5.0 -> 4.2, but with
-# "SAME" padding (3.6 wide) 10.0 -> 9.6 against XLA's 7.1, and 15x15 3x3 (5 wide) 3.3 -> 4.0;
-# 3 or more channels on wider maps lose 1.3-4x (ResNet-20's stem 11.6 -> 14.9).
+# im2col's KH*KW copies. `benchmarks.conv_lowering --grid narrow --variants
+# patches,banded,xla,auto --modes fwd_bwd,dw` (benchmarks/results/conv_banded_cpu_2core.json;
+# fwd+bwd, and fwd + weight gradient as a first layer needs, patches -> banded ms): LeNet-5's C1
+# (b128 32x32x1 -> 6 5x5) 8.9 -> 4.1 and 4.6 -> 2.3, 3x3 (b64) 2.6 -> 1.9; C3 (b128 14x14x6 ->
+# 16 5x5, 2.8 kernels wide) 6.1 -> 3.5; b64 14x14x3 -> 16 5x5 1.3 -> 1.1. More outputs grow
+# the band: one channel to 32 or 64 outputs loses 1.9-7.7x (b64 28x28x1 -> 32 3x3: 4.7 -> 8.9);
+# so do maps four or more kernels wide (b64 12x12x6 -> 16 3x3: 1.1 -> 1.3; ResNet-20's stem
+# 32x32x3 -> 16: 14.3 -> 22.9).
 BANDED_ONE_CHANNEL_WIDTH = 12  # one input channel: padded width <= this many kernel widths
 BANDED_NARROW_WIDTH = 3        # < NARROW_IN channels: padded width <= this many kernel widths
 
