@@ -21,8 +21,9 @@ arithmetic, whatever the lowering adds; the same count is used for the peer, whi
 same network's work), that FLOP rate as a fraction of the peak of a 2048^3 matmul in the
 same dtype timed in this run, and peak device memory where the platform reports one
 (`memory_stats()`; n/a on CPU) beside XLA's static memory analysis of the step. `ratio` =
-convjax ms / best PyTorch ms. `--lowerings xla,auto` times convjax with XLA's convolution everywhere ("before") and with
-the shape-aware lowering of models/conv_lowering.py ("after") side by side.
+convjax ms / best PyTorch ms. `--lowerings xla,auto` times convjax with XLA's convolution
+everywhere ("before") and with the shape-aware lowering of models/conv_lowering.py ("after")
+side by side.
 
 JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
 "peak_flops_per_s", "torch": version or null, "peer_note", "models": [{"model", "batch",
