@@ -7,8 +7,10 @@ select-and-scatter. On XLA's CPU that backward took 44 ms of ResNet-18's 253 ms 
 forward is the same reduce-window, and the backward compares each of the window's KH*KW
 strided views of the input with the output: the first offset (row-major) holding the maximum
 takes the output's cotangent, as XLA's select-and-scatter (`ge`) routes it, and each view's
-share goes back to the input positions it read (an interior-padded add), all of it one fused
-elementwise pass. Same forward, same gradient, ties included (tests/test_max_pool.py).
+share goes back to the input positions it read (an interior-padded add), elementwise work
+that XLA fuses: the stem pool's backward 40 -> 14 ms. Same forward, and the gradient routed
+to the same positions, ties included (tests/test_max_pool.py); where windows overlap, the
+shares an input receives are added in another order.
 """
 
 from __future__ import annotations
