@@ -25,6 +25,18 @@ import numpy as np
 from jax import lax
 
 
+def pad_spatial(x: jax.Array, pads) -> jax.Array:
+    """Zero-pads the spatial axes of (B, H, W, C) by ((top, bottom), (left, right)). lax.pad,
+    not jnp.pad: a negative pad crops, as in lax.conv_general_dilated."""
+    return lax.pad(x, jnp.zeros((), x.dtype),
+                   ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+
+
+def output_size(padded: int, kernel: int, stride: int, dilation: int) -> int:
+    """Output positions of a convolution along one axis of `padded` input positions."""
+    return (padded - (kernel - 1) * dilation - 1) // stride + 1
+
+
 @functools.lru_cache(maxsize=64)
 def shift_tensor(kernel_w: int, padded_w: int, out_w: int, stride: int,
                  dilation: int) -> np.ndarray:
@@ -49,12 +61,9 @@ def banded_conv(lhs: jax.Array, rhs: jax.Array, window_strides, pads, rhs_dilati
     """NHWC x HWIO -> NHWC convolution (explicit `pads`) as rows @ band matrix."""
     kh, kw, cin, cout = rhs.shape
     (sh, sw), (dh, dw) = window_strides, rhs_dilation
-    # lax.pad, not jnp.pad: a negative pad crops, as in lax.conv_general_dilated
-    x = lax.pad(lhs, jnp.zeros((), lhs.dtype),
-                ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+    x = pad_spatial(lhs, pads)
     n, hp, wp, _ = x.shape
-    oh = (hp - (kh - 1) * dh - 1) // sh + 1
-    ow = (wp - (kw - 1) * dw - 1) // sw + 1
+    oh, ow = output_size(hp, kh, sh, dh), output_size(wp, kw, sw, dw)
     rows = [lax.slice(x, (0, u * dh, 0, 0), (n, u * dh + (oh - 1) * sh + 1, wp, cin),
                       (1, sh, 1, 1)).reshape(n, oh, wp * cin) for u in range(kh)]
     rows = rows[0] if kh == 1 else jnp.concatenate(rows, axis=-1)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-from models.banded_conv import banded_conv
+from models.banded_conv import banded_conv, output_size, pad_spatial
 
 LOWERINGS = ("auto", "xla", "patches", "banded", "chunked_dw")
 ENV_VAR = "CONVJAX_CONV_LOWERING"
@@ -200,12 +200,9 @@ def extract_patches(x: jax.Array, kernel_hw: tuple[int, int], strides, pads,
     is exact in every dtype and its gradient is pads and adds (no convolution)."""
     kh, kw = kernel_hw
     (sh, sw), (dh, dw) = strides, dilation
-    # lax.pad, not jnp.pad: a negative pad crops, as in lax.conv_general_dilated
-    x = lax.pad(x, jnp.zeros((), x.dtype),
-                ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+    x = pad_spatial(x, pads)
     _, hp, wp, _ = x.shape
-    oh = (hp - (kh - 1) * dh - 1) // sh + 1
-    ow = (wp - (kw - 1) * dw - 1) // sw + 1
+    oh, ow = output_size(hp, kh, sh, dh), output_size(wp, kw, sw, dw)
     cols = [lax.slice(x, (0, u * dh, v * dw, 0),
                       (x.shape[0], u * dh + (oh - 1) * sh + 1, v * dw + (ow - 1) * sw + 1,
                        x.shape[3]), (1, sh, sw, 1))
@@ -309,7 +306,7 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
     rhs_dilation = tuple(rhs_dilation or (1, 1))
     pads = _explicit_padding(lhs_shape[1:3], rhs_shape[:2], window_strides, padding,
                              rhs_dilation)
-    out_hw = [(n + lo + hi - (k - 1) * d - 1) // s + 1 for n, (lo, hi), k, d, s in
+    out_hw = [output_size(n + lo + hi, k, s, d) for n, (lo, hi), k, d, s in
               zip(lhs_shape[1:3], pads, rhs_shape[:2], rhs_dilation, window_strides)]
     forced = lowering()
     if forced == "chunked_dw":
