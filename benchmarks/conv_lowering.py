@@ -10,7 +10,8 @@ Variants: `xla` (lax.conv_general_dilated), `patches` (models.conv_lowering: str
 (lax.conv_general_dilated_patches + dot: the patches are themselves an identity-kernel
 grouped convolution, so its gradient is a convolution again), `chunked_dw` (XLA's
 convolution, its weight gradient summed over batch chunks), `banded` (models/banded_conv.py:
-KH input rows side by side @ the kernel as a banded matrix along the width) and `auto` (what
+KH input rows side by side @ the kernel as a banded matrix along the width), `banded_blocks`
+(the same, one band per block of `conv_lowering.banded_block` output columns) and `auto` (what
 the rule picks, the last column). Every shape's variants are
 compiled first, then timed interleaved (round-robin) `--repeats` times; each sample averages
 enough calls to last ~20 ms, and the table shows medians and the first variant's time over
@@ -62,13 +63,21 @@ def _banded(x, w, stride, pads):
     return banded_conv.banded_conv(x, w, (stride, stride), pads, (1, 1))
 
 
+def _banded_blocks(x, w, stride, pads):
+    """The band per block of output columns, of the rule's size (`banded_block`)."""
+    out_w = jax.eval_shape(lambda: _xla(x, w, stride, pads)).shape[2]
+    return banded_conv.banded_conv(x, w, (stride, stride), pads, (1, 1),
+                                   block=conv_lowering.banded_block(out_w))
+
+
 def _auto(x, w, stride, pads):
     return conv_lowering.conv_general_dilated(x, w, (stride, stride), pads,
                                               dimension_numbers=DN)
 
 
 VARIANTS = {"xla": _xla, "patches": _patches, "lax_patches": _lax_patches,
-            "chunked_dw": _chunked_dw, "banded": _banded, "auto": _auto}
+            "chunked_dw": _chunked_dw, "banded": _banded, "banded_blocks": _banded_blocks,
+            "auto": _auto}
 
 
 def compiled(variant: str, mode: str, stride: int, pads):

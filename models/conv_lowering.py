@@ -108,6 +108,19 @@ CHUNK_ROWS, MIN_CHUNK_ROWS = 4096, 1024
 # 32x32x3 -> 16: 14.3 -> 22.9).
 BANDED_ONE_CHANNEL_WIDTH = 12  # one input channel: padded width <= this many kernel widths
 BANDED_NARROW_WIDTH = 3        # < NARROW_IN channels: padded width <= this many kernel widths
+# One band for a whole output row multiplies W / KW times the arithmetic; a band per block of
+# a few output columns reads only the input columns under it (`banded_conv`'s `block`), for
+# span / block times the arithmetic. Blocks of 4-5 columns, against the whole row (`--grid
+# narrow --variants banded,banded_blocks,patches,auto --modes fwd_bwd,dw`,
+# benchmarks/results/conv_banded_blocks_cpu_2core.json; ms): C1 fwd+dw b128 2.66 -> 1.96, b64
+# 1.61 -> 0.91; 3x3 on 32x32x1 b64 fwd+dw 1.34 -> 0.91; C3 (blocks of 5) fwd+bwd b128 3.65 vs
+# 3.75, b64 2.13 vs 2.05, ties. Blocks of 2-14 columns swept at b128 (C1 fwd+dw, C3 fwd+bwd):
+# 4 and 5 were the fastest (C1 1.9 ms, C3 3.1-3.2), the whole row among the slowest (3.0, 3.9).
+# LeNet-5's step, interleaved in one process: b128 12.35 -> 11.29 ms (p25 of each round's 20
+# steps, median of 15 rounds), b64 6.03 -> 5.30 (medians of 9 rounds' medians). Where the
+# rule does not pick the band, blocks do not make it win either (that
+# grid: 1->32/64 channels and maps of 28-32 columns with 3-12 channels stay XLA's or patches').
+BANDED_BLOCKS = (5, 4, 3)      # output columns per block: the first dividing the width, else 4
 
 
 def lowering() -> str:
@@ -147,6 +160,12 @@ def use_banded(padded_w: int, kernel_w: int, cin: int, cout: int) -> bool:
     if cin == 1 and cout < NARROW_OUT and padded_w <= BANDED_ONE_CHANNEL_WIDTH * kernel_w:
         return True
     return cin < NARROW_IN and padded_w <= BANDED_NARROW_WIDTH * kernel_w
+
+
+def banded_block(out_w: int) -> int:
+    """Output columns per band block (`BANDED_BLOCKS`): the first that divides the output
+    width, so no block computes on padding; else the second, the last block cropped."""
+    return next((b for b in BANDED_BLOCKS if out_w % b == 0), BANDED_BLOCKS[1])
 
 
 @contextlib.contextmanager
@@ -345,9 +364,14 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     if kind == "chunked_dw":
         return xla_conv_chunked_dw(lhs, rhs, window_strides, pads, rhs_dilation, precision,
                                    chunk)
-    lower = banded_conv if kind == "banded" else patches_conv
-    return lower(lhs, rhs, window_strides, pads, rhs_dilation, precision=precision,
-                 preferred_element_type=preferred_element_type)
+    if kind == "banded":
+        out_w = output_size(lhs.shape[2] + sum(pads[1]), rhs.shape[1], window_strides[1],
+                            rhs_dilation[1])
+        return banded_conv(lhs, rhs, window_strides, pads, rhs_dilation,
+                           block=banded_block(out_w), precision=precision,
+                           preferred_element_type=preferred_element_type)
+    return patches_conv(lhs, rhs, window_strides, pads, rhs_dilation, precision=precision,
+                        preferred_element_type=preferred_element_type)
 
 
 def Conv(*args, **kwargs) -> nnx.Conv:  # noqa: N802 (a factory standing in for the class)

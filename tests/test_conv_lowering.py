@@ -62,9 +62,13 @@ def test_every_lowering_agrees_with_xla_forward_and_both_gradients(kernel, strid
     want = _conv_and_grads(ref, x, w, g)
     chunked = lambda c: lambda x, w: conv_lowering.xla_conv_chunked_dw(x, w, strides, pads, dil,
                                                                       None, c)
-    lowerings = {  # the chunked weight gradient with one and with three examples a chunk
+    lowerings = {  # the band whole and in blocks of 3 output columns (the last one cropped
+        # where 3 does not divide the width); the chunked weight gradient with one and with
+        # three examples a chunk
         "patches": lambda x, w: conv_lowering.patches_conv(x, w, strides, pads, dil),
         "banded": lambda x, w: banded_conv.banded_conv(x, w, strides, pads, dil),
+        "banded, blocks of 3": lambda x, w: banded_conv.banded_conv(x, w, strides, pads, dil,
+                                                                    block=3),
         "chunked_dw 1": chunked(1), "chunked_dw 3": chunked(3)}
     for name, ours in lowerings.items():
         got = jax.jit(lambda x, w, g, f=ours: _conv_and_grads(f, x, w, g))(x, w, g)
@@ -150,6 +154,12 @@ def test_narrow_convolutions_take_the_band_on_narrow_maps_else_patches(monkeypat
     assert pick((8, 14, 14, 8), (5, 5, 8, 16), 1, "VALID") == "xla"       # 8 inputs: not narrow
     assert conv_lowering.use_patches((10, 10), (5, 5), (1, 1), conv_lowering.NARROW_IN - 1, 64)
     assert not conv_lowering.use_patches((11, 11), (5, 5), (1, 1), 6, conv_lowering.NARROW_OUT)
+
+
+def test_the_band_comes_in_blocks_that_divide_the_output_width_where_one_can():
+    block = conv_lowering.banded_block
+    assert block(28) == 4 and block(10) == 5 and block(6) == 3  # LeNet-5's C1 and C3
+    assert block(30) == 5 and block(7) == 4 and block(2) == 4   # 7 and 2: the last cropped
 
 
 def test_the_weight_gradient_is_chunked_only_with_two_chunks_of_enough_rows(monkeypatch):
