@@ -90,7 +90,9 @@ def banded_conv(lhs: jax.Array, rhs: jax.Array, window_strides, pads, rhs_dilati
         return jnp.stack(pieces, axis=2).reshape(n, oh, blocks, span * cin)
 
     rows = rows_of(0) if kh == 1 else jnp.concatenate([rows_of(u) for u in range(kh)], axis=-1)
-    out = lax.dot_general(rows, band_matrix(rhs, span, block, sw, dw),
-                          (((3,), (0,)), ((), ())), precision=precision,
-                          preferred_element_type=preferred_element_type)
+    # As one 2-D product: with (n, oh, blocks) left as three axes, XLA's CPU transposed the
+    # output's cotangent before the band's gradient (LeNet-5's C1: 1.9 ms for 2.4 MB)
+    out = lax.dot_general(rows.reshape(n * oh * blocks, -1),
+                          band_matrix(rhs, span, block, sw, dw), (((1,), (0,)), ((), ())),
+                          precision=precision, preferred_element_type=preferred_element_type)
     return out.reshape(n, oh, blocks * block, cout)[:, :, :ow]

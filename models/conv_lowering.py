@@ -234,9 +234,10 @@ def patches_conv(lhs: jax.Array, rhs: jax.Array, window_strides, pads, rhs_dilat
     """NHWC x HWIO -> NHWC convolution as patches @ kernel matrix (explicit `pads`)."""
     kh, kw, cin, cout = rhs.shape
     patches = extract_patches(lhs, (kh, kw), window_strides, pads, rhs_dilation)
-    return lax.dot_general(patches, rhs.reshape(kh * kw * cin, cout),
-                           (((3,), (0,)), ((), ())), precision=precision,
-                           preferred_element_type=preferred_element_type)
+    rows = patches.reshape(-1, kh * kw * cin)  # 2-D: see banded_conv's product
+    out = lax.dot_general(rows, rhs.reshape(kh * kw * cin, cout), (((1,), (0,)), ((), ())),
+                          precision=precision, preferred_element_type=preferred_element_type)
+    return out.reshape(*patches.shape[:3], cout)
 
 
 # ---------------------------------------------------------------------------------------------
