@@ -17,6 +17,17 @@ single_thread_eigen 22.2, 28.1 / 704, 1242 / 292, 604; onednn 26.3, 39.6 / 839, 
 process died with no message; concurrency_scheduler 26.9 / 801 / 342. The baseline alone moved
 by 27% (lenet5) between its two runs: no set is a clear win over that noise, so convjax keeps
 XLA's defaults.
+
+Again with the banded and patches lowerings in blocks and 2-D products (`--sets
+baseline,onednn_custom_call,ynn_without_reduce --runs 2 --steps 10 --rounds 3`,
+benchmarks/results/xla_flags_cpu_2core.json, another 2-core host, huge pages on): lenet5 /
+resnet20_cifar / resnet18 baseline 11.3 / 644 / 300 ms; onednn_custom_call 1.42x / 0.82x /
+0.91x, but its compiled step is the baseline's, instruction for instruction (this jaxlib
+rewrites no convolution or dot into oneDNN), so those ratios are the machine's noise between
+processes running the same program; ynn_without_reduce (XLA's reductions and reduce-windows
+no longer handed to YNNPACK) 0.82x / 0.91x / 1.67x: faster for LeNet-5, whose average pools
+YNNPACK receives with their constant scale factors materialised as whole tensors, much slower
+for ResNet-18's BatchNorm reductions. A flag is process-wide, so convjax sets none.
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ SETS = {
     "ynn_convs": "--xla_cpu_experimental_ynn_fusion_type="
                  "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
     "concurrency_scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=true",
+    "onednn_custom_call": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
+    "ynn_without_reduce": "--xla_cpu_experimental_ynn_fusion_type="
+                          "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_DOT",
 }
 
 
