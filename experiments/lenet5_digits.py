@@ -42,6 +42,11 @@ Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 80
           With C1 and C3 as banded matmuls (models/banded_conv.py): 98.89%, test loss 0.047,
           params_sha256 ab47f5af...; 10.9 s from command to exit on a warm cache (start-up
           2.7 s, 117 steps/s), 18.7 s on a fresh machine (the digits prepared in it).
+          With the band in blocks of 4-5 output columns and the lowerings' products 2-D:
+          98.89%, test loss 0.047, params_sha256 27848b35...; on a noisier host, 9.1-10.9 s
+          from command to exit on a warm cache (start-up 2.5-2.9 s, 124-149 steps/s), 16.1-18.8
+          s on an empty one (start-up 7.2-8.5 s); the same morning before, 16.4 s and 21.1 s
+          (70 steps/s). (default_experiment_cpu_2core.json, pairs_2026_12_07_band_blocks_2d)
           The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
           600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.
 """
