@@ -40,7 +40,11 @@ JAX when the cores are shared, which flatters the ratio):
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
 (through launch.py, hence with 2 MiB pages: training/huge_pages.py; the run of record since:
-benchmarks/results/train_step_cpu_2core_banded_maxpool.json, ratios lenet5 1.29,
+benchmarks/results/train_step_cpu_2core_band_blocks_2d.json, ratios lenet5 1.10,
+resnet20_cifar 2.51, resnet18 1.21, with the band in blocks and the lowerings' products 2-D,
+against train_step_cpu_2core_before_band_blocks.json that morning on the same host, 1.39 /
+2.45 / 1.09 (its ResNets' times moved 20-25% between the two runs, PyTorch's as much);
+before that, train_step_cpu_2core_banded_maxpool.json, ratios lenet5 1.29,
 resnet20_cifar 2.67, resnet18 1.16, on another host whose PyTorch ran ResNet-20 1.6x faster
 than the last one's (that morning, before the banded lowering and max_pool.py: 1.58 / 2.29 /
 1.43); the one before, train_step_cpu_2core_huge_pages.json, 1.21 / 1.92 / 1.31; against
