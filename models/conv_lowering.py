@@ -118,8 +118,8 @@ BANDED_NARROW_WIDTH = 3        # < NARROW_IN channels: padded width <= this many
 # 4 and 5 were the fastest (C1 1.9 ms, C3 3.1-3.2), the whole row among the slowest (3.0, 3.9).
 # LeNet-5's step, interleaved in one process: b128 12.35 -> 11.29 ms (p25 of each round's 20
 # steps, median of 15 rounds), b64 6.03 -> 5.30 (medians of 9 rounds' medians). Where the
-# rule does not pick the band, blocks do not make it win either (that
-# grid: 1->32/64 channels and maps of 28-32 columns with 3-12 channels stay XLA's or patches').
+# rule does not pick the band, blocks do not make it win either (that grid: 1->32/64 channels
+# and maps of 28-32 columns with 3-12 channels stay XLA's or patches').
 BANDED_BLOCKS = (5, 4, 3)      # output columns per block: the first dividing the width, else 4
 
 
@@ -319,10 +319,10 @@ def _patches_applicable(lhs, rhs, dimension_numbers, lhs_dilation, feature_group
 
 def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, padding,
            rhs_dilation=None) -> tuple[str, tuple, int | None]:
-    """(lowering, explicit pads, examples per weight-gradient chunk) for an NHWC x HWIO
-    convolution, by the rule and $CONVJAX_CONV_LOWERING. The lowering is 'patches', 'banded',
-    'xla' or 'chunked_dw' (XLA's convolution, the weight gradient chunked); the chunk is None
-    unless it is 'chunked_dw'."""
+    """(lowering, explicit pads, its size) for an NHWC x HWIO convolution, by the rule and
+    $CONVJAX_CONV_LOWERING. The lowering is 'patches', 'banded', 'xla' or 'chunked_dw' (XLA's
+    convolution, the weight gradient chunked); the size is the examples per chunk for
+    'chunked_dw', the output columns per band block for 'banded', else None."""
     rhs_dilation = tuple(rhs_dilation or (1, 1))
     pads = _explicit_padding(lhs_shape[1:3], rhs_shape[:2], window_strides, padding,
                              rhs_dilation)
@@ -331,12 +331,14 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
     forced = lowering()
     if forced == "chunked_dw":
         return forced, pads, largest_chunk(lhs_shape[0], out_hw)
+    if forced == "banded":
+        return forced, pads, banded_block(out_hw[1])
     if forced != "auto" or jax.default_backend() != "cpu":
         return ("xla" if forced == "auto" else forced), pads, None
     padded_w = lhs_shape[2] + sum(pads[1])
     if use_banded(padded_w, (rhs_shape[1] - 1) * rhs_dilation[1] + 1, rhs_shape[2],
                   rhs_shape[3]):
-        return "banded", pads, None
+        return "banded", pads, banded_block(out_hw[1])
     if use_patches(out_hw, rhs_shape[:2], window_strides, rhs_shape[2], rhs_shape[3]):
         return "patches", pads, None
     chunk = weight_gradient_chunk(lhs_shape[0], out_hw)
@@ -359,18 +361,15 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                                feature_group_count, batch_group_count, out_sharding):
         return xla()
     window_strides, rhs_dilation = tuple(window_strides), tuple(rhs_dilation or (1, 1))
-    kind, pads, chunk = choose(lhs.shape, rhs.shape, window_strides, padding, rhs_dilation)
+    kind, pads, size = choose(lhs.shape, rhs.shape, window_strides, padding, rhs_dilation)
     if kind == "xla" or (kind == "chunked_dw" and preferred_element_type is not None):
         return xla()
     if kind == "chunked_dw":
         return xla_conv_chunked_dw(lhs, rhs, window_strides, pads, rhs_dilation, precision,
-                                   chunk)
+                                   size)
     if kind == "banded":
-        out_w = output_size(lhs.shape[2] + sum(pads[1]), rhs.shape[1], window_strides[1],
-                            rhs_dilation[1])
-        return banded_conv(lhs, rhs, window_strides, pads, rhs_dilation,
-                           block=banded_block(out_w), precision=precision,
-                           preferred_element_type=preferred_element_type)
+        return banded_conv(lhs, rhs, window_strides, pads, rhs_dilation, block=size,
+                           precision=precision, preferred_element_type=preferred_element_type)
     return patches_conv(lhs, rhs, window_strides, pads, rhs_dilation, precision=precision,
                         preferred_element_type=preferred_element_type)
 
