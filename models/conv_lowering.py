@@ -10,7 +10,8 @@ the matmul doing the same work), while for large spatial sizes its own convoluti
 faster. With this lowering ResNet-18's train step at 64x64 (b32) drops from 4.3-4.5 s to
 0.56-0.62 s on the 2-core CPU (benchmarks/results/train_step_cpu_2core.json). Where XLA's
 convolution is kept, its weight gradient is the same matmul summed over batch chunks
-(`chunked_weight_gradient`): ResNet-20's step at b128 497-503 -> 402-440 ms.
+(`chunked_weight_gradient`): ResNet-20's step at b128 497-503 -> 402-440 ms. On a mesh, each
+device sums over its own slice of the batch (`split_over_mesh`).
 `conv_general_dilated` here has `lax.conv_general_dilated`'s signature (so
 `nnx.Conv(..., conv_general_dilated=...)` takes it) and picks the lowering per static shape
 with `use_banded`, `use_patches` and `weight_gradient_chunk`, the one place the rule and its
@@ -34,6 +35,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from models.banded_conv import banded_conv, output_size, pad_spatial
 
@@ -291,9 +293,30 @@ def _chunked_dw_backward(strides, pads, dilation, precision, chunk, residuals, c
     lhs, rhs = residuals
     _, input_vjp = jax.vjp(lambda x: _xla_conv(x, rhs, strides, pads, dilation, precision),
                            lhs)
-    weight = chunked_weight_gradient(lhs, cotangent, rhs.shape, strides, pads, dilation,
-                                     chunk, precision=precision)
+    # On a device's slice of the batch, chunks of at most `chunk` examples dividing it
+    local_chunk = lambda n: max(c for c in range(1, min(chunk, n) + 1) if n % c == 0)
+    weight = split_over_mesh(
+        lambda x, g: chunked_weight_gradient(x, g, rhs.shape, strides, pads, dilation,
+                                             local_chunk(x.shape[0]), precision=precision),
+        lhs, cotangent)
     return input_vjp(cotangent)[0], weight.astype(rhs.dtype)
+
+
+def split_over_mesh(batch_sum, lhs, cotangent):
+    """`batch_sum(lhs, cotangent)`, a sum over the batch, computed on each device's slice of
+    the batch and added up across devices, when a step traces under a mesh
+    (`jax.sharding.use_abstract_mesh`; the trainer's steps do) whose device count divides
+    the batch. Without it the SPMD partitioner sees the loop's slices of the batch axis and
+    gathers the whole batch onto every device, each then computing the whole sum (measured:
+    an all-gather of both operands per convolution on a batch-sharded mesh)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or mesh.size == 1 or lhs.shape[0] % mesh.size:
+        return batch_sum(lhs, cotangent)
+    axes = mesh.axis_names  # the batch split over every device, whatever the mesh's axes
+    local = lambda x, g: lax.psum(batch_sum(x, g), axes)
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(axes), P(axes)), out_specs=P(),
+                         check_vma=False)(  # the loop's zero carry is not marked per-device
+        lhs, cotangent)
 
 
 xla_conv_chunked_dw.defvjp(_chunked_dw_forward, _chunked_dw_backward)

@@ -5,15 +5,19 @@ where it was."""
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 from jax import lax
 
 import models
 from models import banded_conv, conv_lowering
+from training import mesh as mesh_lib, state as state_lib, step as step_lib
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -212,6 +216,45 @@ def test_chunked_weight_gradient_keeps_the_kernel_dtype():
     assert dw.dtype == jnp.bfloat16
     np.testing.assert_allclose(dw.astype(np.float32), want.astype(np.float32), rtol=2e-2,
                                atol=0.5)
+
+
+def _gathered(compiled) -> list[str]:
+    """The shapes of the all-gathers in a compiled program."""
+    return re.findall(r"(\S+\[[^\]]*\]\S*) all-gather\(", compiled.as_text())
+
+
+def test_chunked_weight_gradient_splits_the_batch_over_the_mesh():
+    """Traced under a batch-sharded mesh, each device sums its own slice (5 examples here, in
+    chunks of one: 4 does not divide 5) and the devices add up: no device gathers the batch,
+    and the gradient is the single-device one."""
+    mesh = mesh_lib.make_mesh()
+    assert mesh.size == 8
+    x = jax.random.normal(jax.random.key(0), (40, 6, 6, 4))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 4, 5))
+    loss = lambda w, x: jnp.sum(conv_lowering.xla_conv_chunked_dw(
+        x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), None, 4) ** 2)
+    grad = jax.jit(mesh_lib.traced_under(mesh, jax.grad(loss)))
+    sharded = jax.device_put(x, mesh_lib.batch_sharded(mesh))
+    assert _gathered(grad.lower(w, sharded).compile()) == []
+    want = jax.grad(lambda w: jnp.sum(lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=DN) ** 2))(w)
+    np.testing.assert_allclose(grad(w, sharded), want, rtol=1e-5, atol=1e-3)
+
+
+def test_the_trainers_step_gathers_no_activations():
+    """ResNet-20's chunked weight gradients on the trainer's 8-device step: the batch stays
+    split (before, every such convolution gathered its input and cotangent whole)."""
+    tx = optax.sgd(0.1)
+    defs, state = state_lib.create(models.create("resnet20_cifar", num_classes=10), tx, seed=0)
+    assert conv_lowering.choose((16, 32, 32, 16), (3, 3, 16, 16), (1, 1), "SAME")[0] == \
+        "chunked_dw"
+    mesh = mesh_lib.make_mesh()
+    step = mesh_lib.compile_train_step(step_lib.make_train_step(defs, tx, num_classes=10),
+                                       mesh, state)
+    batch = {"image": jnp.zeros((16, 32, 32, 3)), "label": jnp.zeros(16, jnp.int32)}
+    compiled = step.lower(mesh_lib.put_state(state, mesh),
+                          jax.device_put(batch, mesh_lib.batch_sharded(mesh))).compile()
+    assert not [s for s in _gathered(compiled) if s.startswith("f32[16,32,32")]
 
 
 def test_forcing_xla_keeps_every_convolution_a_convolution(monkeypatch):

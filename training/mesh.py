@@ -10,6 +10,8 @@ CPU, eight GPUs, or many hosts, and the maths does not depend on the mesh.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -75,11 +77,22 @@ def _state_in(mesh: Mesh, state):
     return replicated(mesh) if state is None else sharding.state_shardings(state, mesh)
 
 
+def traced_under(mesh: Mesh, step_fn):
+    """`step_fn`, traced with `mesh` as the abstract mesh, so that layers which sum over the
+    batch can split the sum per device (models/conv_lowering.py: `split_over_mesh`)."""
+    @functools.wraps(step_fn)
+    def traced(*args):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return step_fn(*args)
+    return traced
+
+
 def compile_train_step(step_fn, mesh: Mesh, state=None):
     """jit with the state placed by the sharding rules (of `state`, an example or abstract
-    state; replicated without one) and donated, the batch sharded, metric sums replicated."""
+    state; replicated without one) and donated, the batch sharded, metric sums replicated;
+    traced under the mesh (`traced_under`)."""
     placed = _state_in(mesh, state)
-    return jax.jit(step_fn, in_shardings=(placed, batch_sharded(mesh)),
+    return jax.jit(traced_under(mesh, step_fn), in_shardings=(placed, batch_sharded(mesh)),
                    out_shardings=(placed, replicated(mesh)), donate_argnums=0)
 
 
