@@ -51,6 +51,19 @@ def _signals_in(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
+def input_paths(path: str | Path) -> list[Path]:
+    """The signal file at `path`, or the signal files directly inside the folder `path`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"--input {path} does not exist; give a signal (.npy, .wav) or a "
+                        "folder of them")
+    found = [path] if path.is_file() else _signals_in(path)
+    if not found:
+        raise UserError(f"--input {path} holds no signals ({', '.join(EXTENSIONS)}); give a "
+                        "signal or a folder of them")
+    return found
+
+
 def split_dirs(name: str) -> dict[str, Path]:
     """{split: folder of class folders}; a root whose sub-folders hold signals is `train`."""
     root = root_of(name)

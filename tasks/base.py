@@ -137,8 +137,21 @@ class Task:
         """Pictures drawn once at the end of a run, beside `samples.png` (a GAN's latent
         interpolation)."""
 
+    def input_paths(self, path: str | Path) -> list[Path]:
+        """The files `launch.py predict --input PATH` names: an image or a folder of images."""
+        from data import image_files
+
+        return image_files.input_paths(path)
+
+    def read_input(self, path: Path) -> np.ndarray:
+        """One input file as `check_input` and `predict` take it: uint8 HWC, grey or colour as
+        the run's network was trained on."""
+        from data import image_files
+
+        return image_files.read_for_model(path, self.info.in_channels)
+
     def check_input(self, model, image: np.ndarray, path: Path) -> None:
-        """Raises UserError when `image` (uint8 HWC) cannot go through the network."""
+        """Raises UserError when `image` (from `read_input`) cannot go through the network."""
 
     def predict(self, model, paths: list[Path], out: Path) -> list[Path]:
         """Writes the task's predictions for the images at `paths` into the existing folder

@@ -155,10 +155,7 @@ class Classification(base.Task):
         return self.decode({"image": image, "label": 0})["image"]
 
     def predict(self, model, paths: list[Path], out: Path) -> list[Path]:
-        from data import image_files
-
-        images = [self.predict_input(image_files.read_for_model(p, self.info.in_channels))
-                  for p in paths]
+        images = [self.predict_input(self.read_input(p)) for p in paths]
         forward = nnx.jit(lambda m, x: m(x))
         logits = np.concatenate([np.asarray(forward(model, np.stack(images[i:i + 64])))
                                  for i in range(0, len(images), 64)])

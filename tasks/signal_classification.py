@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from data import sources
+from data import signal_folder, sources
 from errors import UserError
 from tasks import base, signal_pictures
 from tasks.classification import Classification, cross_entropy
@@ -110,6 +112,28 @@ class SignalClassification(Classification):
             marked=[t != int(p) for t, p in zip(truth, predicted)],
             title=f"eval signals of {self.info.name}: true and predicted class (red: mistaken)")
 
-    def predict(self, model, paths: list[Path], out: Path) -> list[Path]:
-        raise UserError("task signal_classification has no predict for files yet: evaluate "
-                             "a signals:DIR folder with `launch.py eval --config.data.name=...`")
+    # --- predictions (classification's predictions.csv and logits.npy) ---------------------
+    def input_paths(self, path) -> list[Path]:
+        return signal_folder.input_paths(path)
+
+    def read_input(self, path: Path) -> np.ndarray:
+        return signal_folder.read(path)[0]
+
+    def predict_input(self, signal: np.ndarray) -> np.ndarray:
+        """A user's signal as evaluation gives it to the network: standardised, and its centred
+        window when the run trained on windows."""
+        return self.eval_example(self.decode({"signal": signal, "label": 0}), 0)["signal"]
+
+    def check_input(self, model, signal: np.ndarray, path: Path) -> None:
+        self.require(signal.shape[1] == self.info.in_channels,
+                     f"{path}: {signal.shape[1]} channel(s), but the run's network takes "
+                     f"{self.info.in_channels}; give signals shaped as its training set's")
+        self.require(len(signal) >= self.c.task.crop,
+                     f"{path}: {len(signal)} samples, shorter than the run's task.crop="
+                     f"{self.c.task.crop}; give signals of at least that many samples")
+        x = jax.ShapeDtypeStruct((1, *self.predict_input(signal).shape), jnp.float32)
+        try:  # a flatten head takes one length only: ask the network, abstractly
+            jax.eval_shape(lambda x: nnx.merge(*nnx.split(model))(x), x)
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: {len(signal)} samples do not fit the run's network; give "
+                            "signals as long as its training set's") from None

@@ -233,3 +233,51 @@ def test_the_architecture_sheet_gives_receptive_fields_in_samples():
     wave = sheet.summarize_module(net, (64, 1), codes=True, check_xla=False)
     assert wave.output_shape == (64, 256)
     assert wave.layers[-1].receptive_field == (net.receptive_field,)
+
+
+def test_predict_classifies_signal_files_as_evaluation_sees_them(tmp_path, capsys):
+    """`launch.py predict` on a signal run: a file and a folder of .npy/.wav signals, each
+    standardised and centre-cropped as evaluation does (the logits equal the network's on
+    that window), and one-line errors for signals the network cannot take."""
+    import csv
+
+    from training import loop, predict_cli, run_dir
+
+    _save_signals(tmp_path / "data")
+    c = _signal_config("signal_classification", tmp_path / "data")
+    c.model.update(name="cnn1d", input_length=128, widths=(8, 8), hidden=16)
+    c.task.crop = 128
+    c.train.update(steps=2, batch_size=8, log_every_steps=2)
+    c.schedule.warmup_steps = 1
+    c.eval.update(every_steps=2, batch_size=8)
+    c.checkpoint.every_steps = 2
+    loop.train(c, tmp_path / "run", show_progress=False)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    signal = 3.0 * np.sin(np.arange(300) / 4.0)[:, None].astype(np.float32)
+    np.save(inputs / "a.npy", signal)
+    wavfile.write(inputs / "b.wav", 8000, (np.sin(np.arange(256) / 7) * 9000).astype(np.int16))
+    run = ["--workdir", str(tmp_path / "run")]
+    predict_cli.main(run + ["--input", str(inputs), "--out", str(tmp_path / "out")])
+    assert "2 input(s) through cnn1d" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert [r["file"] for r in rows] == ["a.npy", "b.wav"]
+    assert {r["class"] for r in rows} <= {"fault", "healthy"}
+    logits = np.load(tmp_path / "out" / "logits.npy")
+    trained = run_dir.open_trained(tmp_path / "run", "latest")
+    window = (signal - signal.mean()) / signal.std()
+    window = window[86:214]  # the centred 128 of 300, as eval_example takes it
+    np.testing.assert_allclose(logits[0], np.asarray(trained.model(window[None]))[0],
+                               rtol=1e-4, atol=1e-4)
+    np.save(inputs / "two.npy", np.zeros((300, 2), np.float32))
+    with pytest.raises(UserError, match="2 channel"):
+        predict_cli.main(run + ["--input", str(inputs / "two.npy"), "--out", str(tmp_path / "o")])
+    np.save(tmp_path / "short.npy", np.zeros(100, np.float32))
+    with pytest.raises(UserError, match="shorter than the run's task.crop=128"):
+        predict_cli.main(run + ["--input", str(tmp_path / "short.npy"), "--out",
+                                str(tmp_path / "o")])
+    (tmp_path / "pictures").mkdir()
+    with pytest.raises(UserError, match="holds no signals"):
+        predict_cli.main(run + ["--input", str(tmp_path / "pictures"), "--out",
+                                str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()  # nothing written before every input was checked
