@@ -110,6 +110,7 @@ class Runner:
     compile_s: float
     extra: dict = dataclasses.field(default_factory=dict)
     setup: Callable[[], None] | None = None
+    state: Callable[[], object] | None = None  # convjax's train state now (for tests)
     times: list = dataclasses.field(default_factory=list)
     rounds: list = dataclasses.field(default_factory=list)
 
@@ -130,15 +131,17 @@ def trainer_config(case: Case):
     return c
 
 
-def make_convjax_step(defs, tx, *, num_classes: int, dtype: str = "float32"):
+def make_convjax_step(defs, tx, *, num_classes: int, dtype: str = "float32", mesh=None):
     """convjax's jitted train step, `step(state, batch) -> (state, metric sums)`, state donated
-    as training/mesh.py compiles it (one device: no shardings needed), computing in `dtype` as
-    `train.dtype` does (training/precision.py: float32 parameters, optimizer state and
-    BatchNorm statistics). The ONE place to follow a change of `training.step.make_train_step`'s
-    signature."""
-    from training import step as step_lib
+    as training/mesh.py compiles it (one device: no shardings needed; on `mesh`, compiled by
+    training/mesh.py itself), computing in `dtype` as `train.dtype` does
+    (training/precision.py: float32 parameters, optimizer state and BatchNorm statistics).
+    The ONE place to follow a change of `training.step.make_train_step`'s signature."""
+    from training import mesh as mesh_lib, step as step_lib
 
     step = step_lib.make_train_step(defs, tx, num_classes=num_classes, dtype=dtype)
+    if mesh is not None:
+        return mesh_lib.compile_train_step(step, mesh)
     return jax.jit(step, donate_argnums=0)
 
 
@@ -158,10 +161,12 @@ def _xla_memory(compiled) -> dict:
     return {k: int(getattr(m, k)) for k in keys if m is not None and hasattr(m, k)}
 
 
-def convjax_runner(case: Case, lowering: str, rematerialise: bool = False) -> Runner:
+def convjax_runner(case: Case, lowering: str, rematerialise: bool = False,
+                   devices: int = 1) -> Runner:
     """The trainer's step for `case`, compiled with the convolutions lowered by `lowering`,
-    each block rematerialised with `rematerialise` (`train.remat`, models/remat.py)."""
-    from training import optim, precision, state as state_lib
+    each block rematerialised with `rematerialise` (`train.remat`, models/remat.py), on the
+    first `devices` devices (more than one: data parallel on a mesh, as the trainer runs)."""
+    from training import mesh as mesh_lib, optim, precision, state as state_lib
 
     c = trainer_config(case)
     model = models.create(case.model, num_classes=case.num_classes,
@@ -171,11 +176,16 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False) -> Ru
     tx = optim.make_optimizer(c)
     defs, state = state_lib.create(model, tx, c.seed)
     state = state.replace(loss_scale=precision.initial_loss_scale(case.dtype))
-    step = make_convjax_step(defs, tx, num_classes=case.num_classes, dtype=case.dtype)
+    mesh = mesh_lib.make_mesh(devices=jax.devices()[:devices]) if devices > 1 else None
+    step = make_convjax_step(defs, tx, num_classes=case.num_classes, dtype=case.dtype,
+                             mesh=mesh)
     kx, ky = jax.random.split(jax.random.key(1))
     # float32 images, as the trainer's batches are: the precision policy casts them
     batch = {"image": jax.random.normal(kx, (case.batch, *case.input_shape), jnp.float32),
              "label": jax.random.randint(ky, (case.batch,), 0, case.num_classes)}
+    if mesh is not None:
+        state = mesh_lib.put_state(state, mesh)
+        batch = jax.device_put(batch, mesh_lib.batch_sharded(mesh))
     start = time.perf_counter()
     with conv_lowering.forced(lowering):  # read while tracing
         compiled = step.lower(state, batch).compile()
@@ -195,8 +205,10 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False) -> Ru
     extra = {"flops_per_step": float(cost.get("flops", 0.0)) or None,
              "xla_memory": _xla_memory(compiled),
              "params": state_lib.count_params(state.params), "lowering": lowering}
-    return Runner(f"convjax[{lowering}{',remat' if rematerialise else ''}]", run, compile_s,
-                  extra)
+    tags = [lowering] + (["remat"] if rematerialise else []) + (
+        [f"{devices} devices"] if devices > 1 else [])
+    return Runner(f"convjax[{','.join(tags)}]", run, compile_s, extra,
+                  state=lambda: holder["state"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,9 +349,9 @@ def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
     """Builds, warms up and times every variant of one model; returns its JSON entry."""
     print(f"{case.model}: batch {case.batch}, input {_hwc(case.input_shape)}, {case.dtype}",
           flush=True)
-    runners = [convjax_runner(case, lowering, rematerialise)
+    runners = [convjax_runner(case, lowering, rematerialise, devices)
                for rematerialise in ((False, True) if args.remat else (False,))
-               for lowering in args.lowerings]
+               for lowering in args.lowerings for devices in args.devices]
     for r in runners:
         _warm_up(r.step, args.warmup)
     notes = {}
@@ -414,6 +426,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--remat", action="store_true",
                    help="also time convjax's step with every block rematerialised "
                         "(train.remat), beside its XLA memory")
+    p.add_argument("--devices", default="1",
+                   help="convjax variants by device count, e.g. 1,2: its step data parallel "
+                        "over that many devices, as the trainer runs on a mesh (on a CPU, "
+                        "XLA CPU devices, made before the backend starts)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
@@ -428,12 +444,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                               if args.torch_threads else [os.cpu_count() or 1])
     except ValueError:
         raise UserError(f"--torch-threads {args.torch_threads!r} is not a list of counts") from None
+    try:
+        args.devices = [int(n) for n in args.devices.split(",")]
+    except ValueError:
+        raise UserError(f"--devices {args.devices!r} is not a list of counts") from None
+    if min(args.devices) < 1:
+        raise UserError("--devices: counts must be positive")
     bad = set(args.peer_variants) - {"eager", "eager_cl", "compile", "compile_cl"}
     if bad:
         raise UserError(f"--peer-variants: unknown {', '.join(sorted(bad))}")
     if min(args.steps, args.rounds) < 1 or args.warmup < 0 or (args.batch or 1) < 1:
         raise UserError("--steps, --rounds and --batch must be positive, --warmup >= 0")
     return args
+
+
+def ensure_devices(count: int) -> None:
+    """At least `count` devices: on a CPU whose backend has not started, XLA CPU devices are
+    made (`jax_num_cpu_devices`, each running its share of the batch on its own, where one
+    device's operations would share the cores); else a UserError when there are fewer."""
+    if count > 1 and jax.config.jax_num_cpu_devices < count:
+        try:
+            jax.config.update("jax_num_cpu_devices", count)
+        except RuntimeError:  # the backend has started (a caller's process): as it is
+            pass
+    if jax.device_count() < count:
+        raise UserError(f"--devices {count}: only {jax.device_count()} "
+                        f"{jax.default_backend()} device(s); give at most that many")
 
 
 def print_table(entry: dict) -> None:
@@ -452,6 +488,7 @@ def print_table(entry: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     todo = cases(args)
+    ensure_devices(max(args.devices))
     torch, note = torch_or_reason() if args.peer == "torch" else (None, "--peer none")
     if args.peer == "torch" and torch is None:
         print(f"note: {note}", file=sys.stderr)

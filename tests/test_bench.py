@@ -78,7 +78,26 @@ def test_harness_runs_lenet5_end_to_end_and_writes_its_json(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv", [["--models", "no_such_net"], ["--input", "32x32"],
                                   ["--lowerings", "fast"], ["--steps", "0"],
-                                  ["--models", "lenet5", "--remat"]])
+                                  ["--models", "lenet5", "--remat"], ["--devices", "0"],
+                                  ["--devices", "1,two"]])
 def test_a_bad_argument_is_a_user_error(argv):
     with pytest.raises(UserError):
         train_step.main(argv + ["--peer", "none"])
+
+
+def test_the_step_on_two_devices_is_the_one_device_step_split():
+    """`--devices 2`: the same step data parallel on a mesh of two devices, the batch split
+    (the tests' eight CPU devices stand for a CPU made into two); one step from the same
+    state gives the same weights as on one device."""
+    import jax
+    import numpy as np
+
+    case = train_step.Case("lenet5", 8, (32, 32, 1), "float32", 10)
+    one, two = (train_step.convjax_runner(case, "auto", devices=n) for n in (1, 2))
+    assert (one.name, two.name) == ("convjax[auto]", "convjax[auto,2 devices]")
+    one.step()
+    two.step()
+    kernel = two.state().params["c1"]["kernel"][...]
+    assert len(kernel.sharding.device_set) == 2
+    for a, b in zip(jax.tree.leaves(one.state().params), jax.tree.leaves(two.state().params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
