@@ -3,7 +3,7 @@ in the same process, interleaved.
 
     uv run python -m benchmarks.train_step [--models lenet5,resnet18] [--batch N]
         [--input HxWxC] [--dtype float32|bfloat16] [--peer torch|none] [--steps N]
-        [--rounds R] [--lowerings auto|xla|patches[,...]] [--json OUT]
+        [--rounds R] [--lowerings auto|xla|patches[,...]] [--devices 1[,2,...]] [--json OUT]
 
 Per model (defaults on CPU: lenet5 b128 32x32x1, resnet20_cifar b128 32x32x3, resnet18 b32
 64x64x3, resnet50 b16 224x224x3) it builds convjax's step as the trainer does (base config,
@@ -23,7 +23,9 @@ same dtype timed in this run, and peak device memory where the platform reports 
 (`memory_stats()`; n/a on CPU) beside XLA's static memory analysis of the step. `ratio` =
 convjax ms / best PyTorch ms. `--lowerings xla,auto` times convjax with XLA's convolution
 everywhere ("before") and with the shape-aware lowering of models/conv_lowering.py ("after")
-side by side.
+side by side. `--devices 1,2` times convjax's step on one device and data parallel on a
+mesh of two (on a CPU: the cores made into two XLA CPU devices, each running its half of the
+batch on its own instead of every operation sharing both cores).
 
 JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
 "peak_flops_per_s", "torch": version or null, "peer_note", "models": [{"model", "batch",
@@ -39,8 +41,10 @@ JAX when the cores are shared, which flatters the ratio):
     uv run launch.py bench --models lenet5,resnet20_cifar,resnet18 --torch-threads 1,2 \
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
-(through launch.py, hence with 2 MiB pages: training/huge_pages.py; the run of record since:
-benchmarks/results/train_step_cpu_2core_band_blocks_2d.json, ratios lenet5 1.10,
+(through launch.py, hence with 2 MiB pages: training/huge_pages.py; the run of record since,
+with `--devices 1,2`: benchmarks/results/train_step_cpu_2core_devices.json, ratios lenet5 1.14,
+resnet20_cifar 2.61, resnet18 1.09 on one device, 1.24 / 2.42 / 1.76 data parallel over the
+cores made two devices; before it, train_step_cpu_2core_band_blocks_2d.json, ratios lenet5 1.10,
 resnet20_cifar 2.51, resnet18 1.21, with the band in blocks and the lowerings' products 2-D,
 against train_step_cpu_2core_before_band_blocks.json that morning on the same host, 1.39 /
 2.45 / 1.09 (its ResNets' times moved 20-25% between the two runs, PyTorch's as much);
