@@ -23,8 +23,9 @@ Measured (benchmarks/results/airbench_epoch_cpu_2core.json): `--examples 1024 --
 torch 2.13 CPU, so only the ratio means anything (PyTorch's 2-thread runs suffer most from the
 sharing). Median epoch seconds (4 steps of 256): convjax 14.86 (rounds 14.65/16.93/14.86),
 PyTorch eager channels-last 1 thread 7.41 (6.05/8.36/7.41), 2 threads 11.09: ratio 2.01. The
-run before the max pools became a reshape + max (models/airbench.max_pool): convjax 18.37,
-PyTorch 8.07 (1 thread): ratio 2.28. Probed at batch 128 (4 steps each, same load, noisy):
+run before the max pools became a reshape + max: convjax 18.37, PyTorch 8.07 (1 thread): ratio
+2.28. (The pools are models/max_pool.py's since, 1.09x faster again per step: models/airbench.py
+`pool`.) Probed at batch 128 (4 steps each, same load, noisy):
 exact GELU (erf, as the recipe's and the twin's) costs about a quarter of convjax's step
 against the tanh approximation (min 1.95 s against 1.48 s); XLA's conv everywhere or patches
 everywhere were within the noise of the shape-aware default. On a GPU, run it with its

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from models import max_pool
 from models.batch_norm import BatchNorm
 from models.conv_layers import Conv
 from models.registry import register
@@ -96,13 +97,13 @@ class PatchWhitening(nnx.Module):
         return y + self.bias[...].astype(x.dtype)
 
 
-def max_pool(x: jax.Array, k: int) -> jax.Array:
-    """k x k max pool with stride k (a ragged edge dropped, as VALID pooling does), written as a
-    reshape and a max: XLA's CPU gradient of `nnx.max_pool` (select-and-scatter) made the
-    whole train step 1.4x slower (2.5 s against 1.75 s at batch 128, measured on 2 cores)."""
-    b, h, w, c = x.shape
-    x = x[:, :h // k * k, :w // k * k].reshape(b, h // k, k, w // k, k, c)
-    return x.max(axis=(2, 4))
+def pool(x: jax.Array, k: int) -> jax.Array:
+    """k x k max pool with stride k, a ragged edge dropped (VALID), by models/max_pool.py: its
+    backward for windows that tile the input made this net's train step 1.09x faster than
+    the reshape + max it replaced (b256 on 2 cores: 1,480 -> 1,359 ms, 5 interleaved rounds),
+    which itself had replaced XLA's select-and-scatter (1.4x). Ties go to the first maximum,
+    as XLA routes them, not split evenly."""
+    return max_pool.max_pool(x, (k, k), (k, k), "VALID")
 
 
 class ConvGroup(nnx.Module):
@@ -116,7 +117,7 @@ class ConvGroup(nnx.Module):
         self.conv2, self.norm2 = conv(c_out, c_out), norm(c_out)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = max_pool(self.conv1(x), 2)
+        x = pool(self.conv1(x), 2)
         x = exact_gelu(self.norm1(x))
         return exact_gelu(self.norm2(self.conv2(x)))
 
@@ -146,7 +147,7 @@ class Airbench(nnx.Module):
         x = exact_gelu(self.whiten(x))
         for group in self.groups:
             x = group(x)
-        x = max_pool(x, 3)
+        x = pool(x, 3)
         return x.reshape(x.shape[0], -1)
 
     def __call__(self, x: jax.Array) -> jax.Array:

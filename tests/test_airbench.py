@@ -117,10 +117,12 @@ def test_tta_shifted_views_move_the_image_and_flip_averages_mirrors():
     np.testing.assert_array_equal(tta.logits(forward, x, "none"), forward(x))
 
 
-def test_reshape_max_pool_equals_flax_max_pool_on_ragged_sides():
-    x = jax.random.normal(jax.random.key(0), (2, 31, 31, 4))
+def test_the_pools_equal_flax_max_pool_on_ragged_sides_gradients_included():
+    x = jax.random.randint(jax.random.key(0), (2, 31, 31, 4), 0, 3).astype(jnp.float32)
     from flax import nnx
 
-    for k in (2, 3):
-        np.testing.assert_array_equal(airbench.max_pool(x, k),
-                                      nnx.max_pool(x, (k, k), strides=(k, k)))
+    for k in (2, 3):  # small integers: ties everywhere, routed to the first maximum as XLA does
+        ours = lambda x: jnp.sum(jnp.sin(jnp.arange(4.0)) * airbench.pool(x, k))
+        flax = lambda x: jnp.sum(jnp.sin(jnp.arange(4.0)) * nnx.max_pool(x, (k, k), (k, k)))
+        np.testing.assert_array_equal(airbench.pool(x, k), nnx.max_pool(x, (k, k), (k, k)))
+        np.testing.assert_array_equal(jax.grad(ours)(x), jax.grad(flax)(x))

@@ -13,9 +13,10 @@ from models import layers
 from models.max_pool import max_pool
 
 # (window, stride, padding): ResNet's stem pool, VGG's 2x2/2, overlapping stride 1, AlexNet's
-# 3x3/2 VALID, GoogLeNet's ceil-mode right/bottom padding, an odd window with an even stride.
+# 3x3/2 VALID, GoogLeNet's ceil-mode right/bottom padding, an odd window with an even stride,
+# windows that tile the input with a ragged edge left over (3x3/3) or padded (2x2/2 SAME).
 CASES = [(3, 2, ((1, 1), (1, 1))), (2, 2, "VALID"), (3, 1, "SAME"), (3, 2, "VALID"),
-         (3, 2, ((0, 1), (0, 1))), (5, 2, "SAME")]
+         (3, 2, ((0, 1), (0, 1))), (5, 2, "SAME"), (3, 3, "VALID"), (2, 2, "SAME")]
 
 
 def _grads(pool, x, g, window, stride, padding):
@@ -49,7 +50,8 @@ def test_gradient_of_real_activations_and_its_dtype():
                                atol=2e-2)
 
 
-@pytest.mark.parametrize("window,stride,padding", [(3, 2, "SAME"), (2, 2, "VALID"), (4, 1, "SAME")])
+@pytest.mark.parametrize("window,stride,padding", [(3, 2, "SAME"), (2, 2, "VALID"), (4, 1, "SAME"),
+                                                    (3, 3, "VALID")])
 def test_one_dimensional_pooling_equals_nnx_max_pool(window, stride, padding):
     """(B, T, C) signals, as the 1-D nets pool them (models/layers_1d.py)."""
     x = jax.random.randint(jax.random.key(3), (2, 17, 3), 0, 3).astype(jnp.float32)
