@@ -108,3 +108,90 @@ def test_every_family_agrees_with_its_torchvision_twin(name):
     diffs = import_cli.compare(twin, model, import_cli.CHECK_SIZES)
     print(name, diffs)
     assert max(diffs.values()) < 1e-4, diffs
+
+
+def _timm_config(path, size=224, crop_pct=0.95, interpolation="bicubic"):
+    import json
+
+    cfg = {"architecture": "resnet18", "pretrained_cfg": {
+        "input_size": [3, size, size], "crop_pct": crop_pct, "interpolation": interpolation,
+        "mean": list(tv.IMAGENET_MEAN), "std": list(tv.IMAGENET_STD)}}
+    path.write_text(json.dumps(cfg))
+
+
+def test_timm_vgg_names_map_back_onto_torchvisions():
+    """timm's VGG holds fc6 and fc7 as convolutions on the 7x7 map and names the head
+    `head.fc`; mapped back, the state dict is torchvision's, tensor for tensor."""
+    from models.weights import timm
+
+    rng = np.random.default_rng(0)
+    torchvision_dict = {"features.0.weight": rng.random((64, 3, 3, 3)),
+                        "features.0.bias": rng.random(64),
+                        "classifier.0.weight": rng.random((8, 512 * 7 * 7)),
+                        "classifier.0.bias": rng.random(8),
+                        "classifier.3.weight": rng.random((8, 8)),
+                        "classifier.3.bias": rng.random(8),
+                        "classifier.6.weight": rng.random((10, 8)),
+                        "classifier.6.bias": rng.random(10)}
+    g = torchvision_dict
+    timm_dict = {"features.0.weight": g["features.0.weight"], "features.0.bias": g["features.0.bias"],
+                 "pre_logits.fc1.weight": g["classifier.0.weight"].reshape(8, 512, 7, 7),
+                 "pre_logits.fc1.bias": g["classifier.0.bias"],
+                 "pre_logits.fc2.weight": g["classifier.3.weight"].reshape(8, 8, 1, 1),
+                 "pre_logits.fc2.bias": g["classifier.3.bias"],
+                 "head.fc.weight": g["classifier.6.weight"], "head.fc.bias": g["classifier.6.bias"]}
+    mapped = timm.torchvision_names("vgg11", timm_dict)
+    assert mapped.keys() == torchvision_dict.keys()
+    for key, value in torchvision_dict.items():
+        np.testing.assert_array_equal(mapped[key], value, err_msg=key)
+    assert timm.torchvision_names("resnet18", timm_dict) == timm_dict  # the same names
+
+
+def test_a_timm_run_predicts_with_its_pretrained_cfg(tmp_path):
+    """timm's ResNet weights (torchvision's names) with the hub's config.json: the run resizes
+    the shorter side to floor(224 / 0.95) = 235 bicubic and crops 224, and `predict` gives the
+    twin's logits on that transform."""
+    from PIL import Image
+    from safetensors.numpy import save_file
+
+    from data import image_files, preprocess
+    from training import predict_cli
+
+    twin = tiny_resnet_twin()
+    save_file(state_dict(twin), str(tmp_path / "model.safetensors"))
+    _timm_config(tmp_path / "config.json")
+    tensors, transform = import_cli.from_timm("resnet18", tmp_path / "model.safetensors")
+    assert transform == {"image_size": 224, "resize_shorter": 235, "center_crop": 224,
+                         "resize_interpolation": "bicubic", "mean": tv.IMAGENET_MEAN,
+                         "std": tv.IMAGENET_STD}
+    c, info, model = import_cli.build("resnet18", tensors, transform, depths=TINY)
+    run = tmp_path / "run"
+    import_cli.write_run(run, c, info, model, {"from": "timm", "model": "resnet18"})
+    image = np.random.default_rng(0).integers(0, 256, (300, 260, 3), dtype=np.uint8)
+    image_files.save_png(image, tmp_path / "photo.png")
+    assert predict_cli.main(["--workdir", str(run), "--input", str(tmp_path / "photo.png"),
+                             "--out", str(tmp_path / "preds")]) == 0
+    logits = np.load(tmp_path / "preds" / "logits.npy")
+    resized = np.asarray(Image.fromarray(image).resize((235, 271), Image.Resampling.BICUBIC))
+    x = preprocess.center_crop(resized, 224).astype(np.float32) / 255.0
+    x = (x - np.float32(tv.IMAGENET_MEAN)) / np.float32(tv.IMAGENET_STD)
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x.transpose(2, 0, 1)[None].copy())).numpy()
+    assert np.max(np.abs(logits - expected)) / np.max(np.abs(expected)) < 1e-4
+
+
+@pytest.mark.parametrize("model,config,message", [
+    ("alexnet", True, "not a timm network"),
+    ("resnet18", False, "config.json does not exist"),
+])
+def test_timm_import_errors_are_one_line(tmp_path, model, config, message):
+    from safetensors.numpy import save_file
+
+    save_file({"fc.weight": np.zeros((2, 2), np.float32)}, str(tmp_path / "model.safetensors"))
+    if config:
+        _timm_config(tmp_path / "config.json")
+    argv = ["--from", "timm", "--model", model, "--weights", str(tmp_path / "model.safetensors"),
+            "--out", str(tmp_path / "run")]
+    with pytest.raises(UserError, match=message) as err:
+        import_cli.main(argv)
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()

@@ -65,6 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
         "center_crop": 0,        #   to center_crop, instead of resizing to image_size (imported
         "mean": (),              #   weights' preprocessing); then (x - mean) / std per channel
         "std": (),
+        "resize_interpolation": "bilinear",  # that resize: bilinear or bicubic (timm's weights)
         "val_split": 0.0,        # hold out this fraction of train (fixed, seed-independent) as
                                  # `val/` metrics; model selection then reads val, never test
         "train_classes": (),     # class ids the train split is restricted to; () = all
@@ -159,6 +160,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
     """Checks what can be checked without building anything; raises UserError. The names
     are checked against the registries' own tables (imported here: they pull in Optax/JAX)."""
     from data.augment.mix import KINDS as MIXES
+    from data.preprocess import RESAMPLING
     from training.optim import OPTIMIZERS, SCHEDULES
 
     t, o, s = c.train, c.optimizer, c.schedule
@@ -191,6 +193,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
              f"schedule.warmup_steps={s.warmup_steps} must be in [0, train.steps={t.steps})")
     _require(list(s.boundaries) == sorted(s.boundaries),
              f"schedule.boundaries {tuple(s.boundaries)} must be increasing")
+    _require(c.data.resize_interpolation in RESAMPLING,
+             f"unknown data.resize_interpolation {c.data.resize_interpolation!r}; choose one "
+             f"of {', '.join(RESAMPLING)}")
     _require(c.eval.every_steps > 0, "eval.every_steps must be positive")
     _require(c.checkpoint.every_steps > 0, "checkpoint.every_steps must be positive")
     _require(c.checkpoint.every_minutes >= 0, "checkpoint.every_minutes must be >= 0 (0: off)")

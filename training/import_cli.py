@@ -1,10 +1,12 @@
-"""`launch.py import --from torchvision --model NAME --weights FILE.safetensors --out RUN_DIR
-[--check]`: published weights as a convjax run directory.
+"""`launch.py import --from torchvision|timm --model NAME --weights FILE.safetensors --out
+RUN_DIR [--check]`: published weights as a convjax run directory.
 
 NAME is torchvision's: resnet18 ... resnet152, vgg11/13/16/19 (and _bn), alexnet,
-densenet121/169/201, googlenet. The run directory holds config.json (the network, and the
-source's preprocessing: shorter side resized to 256 bilinear, centre crop 224, the source's
-mean and std), environment.json, data_info.json, source.json (where the weights came from and
+densenet121/169/201, googlenet; from timm, the same names but alexnet and googlenet (timm has
+neither; its VGG names differ: models/weights/timm.py), with the hub's config.json beside the
+weights for their preprocessing. The run directory holds config.json (the network, and the
+source's preprocessing: torchvision's shorter side resized to 256 bilinear, centre crop 224,
+the source's mean and std; timm's from its pretrained_cfg), environment.json, data_info.json, source.json (where the weights came from and
 their sha256) and one checkpoint at step 0, so `launch.py eval`, `predict` and
 `--config.model.init_from=RUN_DIR` take it like a trained run.
 
@@ -47,8 +49,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
         raise UserError(f"{one_line(err)}; see --help") from None
     if rest:
         raise UserError(f"unknown argument {rest[0]!r}; see --help")
-    if args.source != "torchvision":
-        raise UserError(f"--from {args.source!r}: only torchvision weights are imported")
+    if args.source not in SOURCES:
+        raise UserError(f"--from {args.source!r}: choose one of {', '.join(SOURCES)}")
     return args
 
 
@@ -70,16 +72,18 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 
 def preprocessing(src) -> dict:
-    """The config fields of the source's evaluation transform."""
+    """The config fields of torchvision's evaluation transform for `src`."""
     from models.weights import torchvision as tv
 
     return {"image_size": tv.CENTER_CROP, "resize_shorter": tv.RESIZE_SHORTER,
             "center_crop": tv.CENTER_CROP, "mean": tuple(src.mean), "std": tuple(src.std)}
 
 
-def build(name: str, tensors: dict[str, np.ndarray], **options):
-    """(config, data info, model) of torchvision's `name` holding `tensors`; `options` go to
-    the network beside the source's own (a shallower ResNet's `depths`, in tests)."""
+def build(name: str, tensors: dict[str, np.ndarray], transform: dict | None = None,
+          **options):
+    """(config, data info, model) of torchvision's `name` holding `tensors` (torchvision's
+    names), evaluated with `transform` (config fields; default torchvision's); `options` go
+    to the network beside the source's own (a shallower ResNet's `depths`, in tests)."""
     import models
     import tasks
     from models.weights import torchvision as tv
@@ -93,7 +97,7 @@ def build(name: str, tensors: dict[str, np.ndarray], **options):
     with c.model.unlocked():
         c.model.update(options)
     c.data.name, c.data.eval_split = "imagenet2012", "validation"
-    c.data.update(preprocessing(src))
+    c.data.update(transform or preprocessing(src))
     info = tasks.DataInfo(name=c.data.name, num_classes=classes, in_channels=3)
     model = models.create(src.model, num_classes=classes, in_channels=3, **options)
     tv.load(model, name, tensors)
@@ -160,6 +164,27 @@ def compare(twin, model, sizes, seed: int = 0) -> dict[int, float]:
     return result
 
 
+def from_torchvision(name: str, weights: Path) -> tuple[dict, dict]:
+    """(torchvision's tensors, the eval transform's config fields) of torchvision's `name`."""
+    from models.weights import torchvision as tv
+
+    src = tv.source(name)
+    return read_safetensors(weights), preprocessing(src)
+
+
+def from_timm(name: str, weights: Path) -> tuple[dict, dict]:
+    """timm's `name`: its tensors under torchvision's names, and the transform of the hub's
+    config.json beside the weights."""
+    from models.weights import timm
+
+    timm.source(name)
+    transform = timm.preprocessing(timm.config_path(weights))
+    return timm.torchvision_names(name, read_safetensors(weights)), transform
+
+
+SOURCES = {"torchvision": from_torchvision, "timm": from_timm}
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -176,20 +201,17 @@ def main(argv: list[str]) -> int:
     out, weights = Path(args.out), Path(args.weights)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} exists and is not empty; choose a new directory")
-    from models.weights import torchvision as tv
-
-    tv.source(args.model)
-    tensors = read_safetensors(weights)
-    c, info, model = build(args.model, tensors)
+    tensors, transform = SOURCES[args.source](args.model, weights)
+    c, info, model = build(args.model, tensors, transform)
     source = {"from": args.source, "model": args.model, "weights": str(weights.resolve()),
               "weights_sha256": _sha256(weights), "network": c.model.name,
-              "preprocessing": preprocessing(tv.source(args.model))}
+              "preprocessing": transform}
     if args.check:
         diffs = parity(args.model, tensors, model)
         source["parity_max_relative_logit_difference"] = {str(k): v for k, v in diffs.items()}
         print("parity against the PyTorch twin: " + ", ".join(
             f"{side}x{side} {d:.2e}" for side, d in diffs.items()))
     write_run(out, c, info, model, source)
-    print(f"imported torchvision {args.model} ({info.num_classes} classes) as {c.model.name}: "
-          f"wrote {out}")
+    print(f"imported {args.source} {args.model} ({info.num_classes} classes) as "
+          f"{c.model.name}: wrote {out}")
     return 0

@@ -26,7 +26,7 @@ from errors import UserError, one_line
 # The data fields that decide which examples a split holds and how they are prepared.
 _CACHE_FIELDS = ("name", "train_split", "eval_split", "image_size", "pad", "train_classes",
                  "eval_classes", "train_per_class", "resize_shorter", "center_crop", "mean",
-                 "std")
+                 "std", "resize_interpolation")
 
 
 def _key(c, step: int, split: str) -> str:
