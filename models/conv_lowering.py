@@ -223,6 +223,8 @@ def extract_patches(x: jax.Array, kernel_hw: tuple[int, int], strides, pads,
     (sh, sw), (dh, dw) = strides, dilation
     x = pad_spatial(x, pads)
     _, hp, wp, _ = x.shape
+    if (kh, kw, dh, dw) == (hp, wp, 1, 1):  # the kernel covers the input: one patch, in order
+        return x.reshape(x.shape[0], 1, 1, -1)  # (LeNet-5's C5: 25 slices saved)
     oh, ow = output_size(hp, kh, sh, dh), output_size(wp, kw, sw, dw)
     cols = [lax.slice(x, (0, u * dh, v * dw, 0),
                       (x.shape[0], u * dh + (oh - 1) * sh + 1, v * dw + (ow - 1) * sw + 1,

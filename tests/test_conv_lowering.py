@@ -218,6 +218,20 @@ def test_chunked_weight_gradient_keeps_the_kernel_dtype():
                                atol=0.5)
 
 
+def test_a_kernel_covering_its_input_is_one_patch():
+    """LeNet-5's C5 (5x5 on 5x5): the patch is the input reshaped, same values and gradients
+    as XLA's convolution, with and without padding that makes the kernel fit."""
+    kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+    for shape, pads in (((2, 5, 5, 3), ((0, 0), (0, 0))), ((2, 3, 4, 3), ((1, 1), (0, 1)))):
+        x = jax.random.normal(kx, shape)
+        w = jax.random.normal(kw, (5, 5, 3, 4))
+        g = jax.random.normal(kg, (2, 1, 1, 4))
+        ref = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
+        ours = lambda x, w: conv_lowering.patches_conv(x, w, (1, 1), pads, (1, 1))
+        for a, b in zip(_conv_and_grads(ref, x, w, g), _conv_and_grads(ours, x, w, g)):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
 def _gathered(compiled) -> list[str]:
     """The shapes of the all-gathers in a compiled program."""
     return re.findall(r"(\S+\[[^\]]*\]\S*) all-gather\(", compiled.as_text())
