@@ -47,6 +47,9 @@ Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 80
           from command to exit on a warm cache (start-up 2.5-2.9 s, 124-149 steps/s), 16.1-18.8
           s on an empty one (start-up 7.2-8.5 s); the same morning before, 16.4 s and 21.1 s
           (70 steps/s). (default_experiment_cpu_2core.json, pairs_2026_12_07_band_blocks_2d)
+          With C5's patch as the input reshaped: the same 98.89% and params_sha256 27848b35...;
+          9.6 s from command to exit on a warm cache (start-up 2.3-2.4 s, 133-137 steps/s),
+          14.8-16.6 s on an empty one (start-up 7.1-8.3 s). (pairs_2026_12_07_mesh_pools_c5)
           The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
           600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.
 """
