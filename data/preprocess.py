@@ -5,7 +5,8 @@ torchvision's standard transform is `Resize(256)` (the shorter side to 256, bili
 PIL image), `CenterCrop(224)`, `ToTensor()` (/255) and `Normalize(mean, std)`. This is the
 same sequence on the same PIL operations, so an image reaches an imported network as it reaches
 torchvision's; timm's eval transform is the same with its own sizes and, for some weights,
-bicubic resizing (`data.resize_interpolation`). A grey image is repeated to three channels when the network takes three.
+bicubic resizing (`data.resize_interpolation`). A grey image is repeated to three channels
+when the network takes three.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ class SignalClassification(Classification):
                      f"{path}: {len(signal)} samples, shorter than the run's task.crop="
                      f"{self.c.task.crop}; give signals of at least that many samples")
         x = jax.ShapeDtypeStruct((1, *self.predict_input(signal).shape), jnp.float32)
-        try:  # a flatten head takes one length only: ask the network, abstractly
+        try:  # a flatten head takes one length only: ask a copy of the network, abstractly
             jax.eval_shape(lambda x: nnx.merge(*nnx.split(model))(x), x)
         except (TypeError, ValueError):
             raise UserError(f"{path}: {len(signal)} samples do not fit the run's network; give "

@@ -134,7 +134,8 @@ def test_timm_vgg_names_map_back_onto_torchvisions():
                         "classifier.6.weight": rng.random((10, 8)),
                         "classifier.6.bias": rng.random(10)}
     g = torchvision_dict
-    timm_dict = {"features.0.weight": g["features.0.weight"], "features.0.bias": g["features.0.bias"],
+    timm_dict = {"features.0.weight": g["features.0.weight"],
+                 "features.0.bias": g["features.0.bias"],
                  "pre_logits.fc1.weight": g["classifier.0.weight"].reshape(8, 512, 7, 7),
                  "pre_logits.fc1.bias": g["classifier.0.bias"],
                  "pre_logits.fc2.weight": g["classifier.3.weight"].reshape(8, 8, 1, 1),

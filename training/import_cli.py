@@ -6,9 +6,10 @@ densenet121/169/201, googlenet; from timm, the same names but alexnet and google
 neither; its VGG names differ: models/weights/timm.py), with the hub's config.json beside the
 weights for their preprocessing. The run directory holds config.json (the network, and the
 source's preprocessing: torchvision's shorter side resized to 256 bilinear, centre crop 224,
-the source's mean and std; timm's from its pretrained_cfg), environment.json, data_info.json, source.json (where the weights came from and
-their sha256) and one checkpoint at step 0, so `launch.py eval`, `predict` and
-`--config.model.init_from=RUN_DIR` take it like a trained run.
+the source's mean and std; timm's from its pretrained_cfg), environment.json, data_info.json,
+source.json (where the weights came from and their sha256) and one checkpoint at step 0, so
+`launch.py eval`, `predict` and `--config.model.init_from=RUN_DIR` take it like a trained
+run.
 
 Safetensors only, never pickle: a .pth/.pt file is refused with the two-line PyTorch command
 that converts it. `--check` (PyTorch needed) loads the same file into a PyTorch twin of
