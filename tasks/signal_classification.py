@@ -12,6 +12,7 @@ their true and predicted class.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
@@ -131,9 +132,17 @@ class SignalClassification(Classification):
         self.require(len(signal) >= self.c.task.crop,
                      f"{path}: {len(signal)} samples, shorter than the run's task.crop="
                      f"{self.c.task.crop}; give signals of at least that many samples")
-        x = jax.ShapeDtypeStruct((1, *self.predict_input(signal).shape), jnp.float32)
-        try:  # a flatten head takes one length only: ask a copy of the network, abstractly
+        self.require(self._fits(model, self.c.task.crop or len(signal)),
+                     f"{path}: {len(signal)} samples do not fit the run's network; give "
+                     "signals as long as its training set's")
+
+    @functools.lru_cache(maxsize=None)  # one trace per length, not per file
+    def _fits(self, model, length: int) -> bool:
+        """Whether the network takes windows of `length` samples (a flatten head takes one
+        length only): asked of a copy of it, abstractly."""
+        x = jax.ShapeDtypeStruct((1, length, self.info.in_channels), jnp.float32)
+        try:
             jax.eval_shape(lambda x: nnx.merge(*nnx.split(model))(x), x)
         except (TypeError, ValueError):
-            raise UserError(f"{path}: {len(signal)} samples do not fit the run's network; give "
-                            "signals as long as its training set's") from None
+            return False
+        return True
