@@ -44,11 +44,26 @@ def test_a_directory_of_ones_own_and_jaxs_own_setting_wins(env):
 
 @pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"), reason="a launch in a subprocess (.ci/run runs it)")
 def test_a_launch_writes_its_train_step_to_the_cache(tmp_path, monkeypatch):
-    """What a second launch then loads (JAX keys each entry on the program, versions, devices
-    and flags, and names its file after the jitted function)."""
+    """What a second launch then loads: JAX's entry (keyed on the program, versions, devices
+    and flags, named after the jitted function) and the whole executable
+    (training/executable_cache.py), which the second launch uses as it is and trains the same
+    with."""
     monkeypatch.setenv(compile_cache.ENV_VAR, str(tmp_path / "cache"))
-    result = run_launch("train", f"--workdir={tmp_path / 'run'}", *TINY)
-    assert result.returncode == 0, result.stderr[-2000:]
-    names = [p.name for p in (tmp_path / "cache").iterdir()]
-    assert any(n.startswith("jit_step-") for n in names), names
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
+    summaries = []
+    for run in ("first", "second"):
+        result = run_launch("train", f"--workdir={tmp_path / run}", *TINY)
+        assert result.returncode == 0, result.stderr[-2000:]
+        summaries.append(json.loads((tmp_path / run / "summary.json").read_text()))
+        steps = list((tmp_path / "cache").glob("jit_step-*"))  # the train and eval steps
+        if run == "first":
+            assert len(steps) == 2, steps
+            (entry,) = (tmp_path / "cache" / "executables").glob("*.executable")
+            saved = entry.stat().st_mtime_ns
+            for path in steps:  # what the second launch compiles comes back
+                path.unlink()
+    assert len(steps) == 1, steps  # the eval step: the train step was neither traced nor compiled
+    assert [p.name for p in (tmp_path / "cache" / "executables").iterdir()] == [entry.name]
+    assert entry.stat().st_mtime_ns == saved  # loaded, not written again
+    assert summaries[0]["steps"] == summaries[1]["steps"] == 2
+    assert summaries[0]["final_metrics"] == summaries[1]["final_metrics"]
+    assert summaries[0]["params_sha256"] == summaries[1]["params_sha256"]

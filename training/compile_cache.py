@@ -9,7 +9,8 @@ them again. The cache lives in the user's cache directory:
 
 A `JAX_COMPILATION_CACHE_DIR` set by the user wins over both (JAX's own setting). Entries are
 keyed by JAX on the program, the JAX/XLA versions, the devices and XLA's flags, so a stale
-entry is never used; deleting the directory is always safe.
+entry is never used; deleting the directory is always safe. Its `executables/` holds whole
+train steps (training/executable_cache.py), which a second launch uses without tracing.
 
 `enable()` sets JAX's options through their environment variables before JAX is imported (so
 `--help` and bad flags still answer without loading JAX), hence before the first compilation.
@@ -55,4 +56,15 @@ def enable() -> Path | None:
         return None
     options = {k: v for k, v in options.items() if k.upper() not in os.environ}  # user's win
     os.environ.update({name.upper(): str(value) for name, value in options.items()})
+    global _enabled
+    _enabled = path
     return path
+
+
+_enabled: Path | None = None
+
+
+def executables_dir() -> Path | None:
+    """Where training/executable_cache.py keeps whole compiled steps: beside JAX's entries,
+    when `enable()` turned the cache on in this process; None otherwise."""
+    return None if _enabled is None else _enabled / "executables"

@@ -29,8 +29,9 @@ from models import remat
 from models.ghost_batch_norm import use_ghost_batch_norm
 from tasks.base import HEALTH
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
-from training import callbacks, data_init, distributed, transfer
+from training import callbacks, compile_cache, data_init, distributed, executable_cache
 from training import precision, record, sharded_init, state as state_lib, step as step_lib
+from training import transfer
 from training.faults import RunLock, StopRequest, check_workdir
 from training.health import HealthWatch
 from training.progress import ProgressReporter, fmt
@@ -207,6 +208,9 @@ def build_run(c: ml_collections.ConfigDict, mesh) -> Built:
     if c.model.get("init_from"):  # the source's weights arrive on the host: placed by the rules
         state = mesh_lib.put_state(state, mesh)
     train_step, eval_step = compile_steps(task, defs, tx, mesh, state)
+    # A second launch of the same run loads the whole compiled step: no trace, no lowering
+    train_step = executable_cache.cached(train_step, compile_cache.executables_dir(),
+                                         f"{c.to_json()}\n{data.info!r}")
     inputs = build_inputs(c, data, task, mesh.devices.size)
     val_inputs = None if val_source is None else build_inputs(
         c, dataclasses.replace(data, train_source=None, eval_source=val_source), task,
