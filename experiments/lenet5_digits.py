@@ -50,6 +50,10 @@ Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 80
           With C5's patch as the input reshaped: the same 98.89% and params_sha256 27848b35...;
           9.6 s from command to exit on a warm cache (start-up 2.3-2.4 s, 133-137 steps/s),
           14.8-16.6 s on an empty one (start-up 7.1-8.3 s). (pairs_2026_12_07_mesh_pools_c5)
+          With the whole train step cached (training/executable_cache.py): the same 98.89%
+          and params_sha256 27848b35...; 8.2-8.3 s from command to exit on a warm cache
+          (start-up 1.87-1.92 s, 29% of the first launch's), 13.8-14.0 s on an empty one
+          (start-up 6.5 s). (pairs_2026_12_07_executable_cache)
           The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
           600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.
 """

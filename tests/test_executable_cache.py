@@ -103,3 +103,10 @@ def test_a_step_sharded_over_some_devices_loads_onto_the_same_devices(tmp_path):
     got = executable_cache.CachedStep(NoTrace(), tmp_path, "run A")(state, batch)
     jax.tree.map(np.testing.assert_array_equal, got, expected)
     assert got[0].sharding.device_set == set(jax.devices()[4:])
+
+
+def test_a_call_of_other_shapes_runs_as_jit_would(tmp_path):
+    step = executable_cache.CachedStep(make_step(), tmp_path, "run A")
+    step(*args(4))
+    state, sums = step(*args(8))  # as a final smaller batch would
+    assert state.shape == (8,) and float(sums["sum"]) == float(args(8)[1].sum())

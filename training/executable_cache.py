@@ -111,14 +111,18 @@ def save(path: Path, compiled) -> None:
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     # The devices it runs on, in order: loaded onto all of them it would expect a shard each
     device_ids = [d.id for d in compiled.runtime_executable().local_devices()]
-    temporary.write_bytes(pickle.dumps((*serialize_executable.serialize(compiled), device_ids)))
-    os.replace(temporary, path)
+    data = pickle.dumps((*serialize_executable.serialize(compiled), device_ids))
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # a full disk leaves no partial file behind
 
 
 class CachedStep:
     """`jitted` (a jax.jit step), compiled at its first call from the entry in `directory`
     keyed on `context` and the call's arguments, or compiled and saved there. Later calls go
-    straight to the executable; their arguments must have the first call's shapes."""
+    straight to the executable, or to `jitted` when their shapes differ from the first's."""
 
     def __init__(self, jitted, directory: Path, context: str):
         self._jitted, self._directory, self._context = jitted, directory, context
@@ -127,7 +131,10 @@ class CachedStep:
     def __call__(self, *args):
         if self._compiled is None:
             self._compiled = self._load_or_compile(args)
-        return self._compiled(*args)
+        try:
+            return self._compiled(*args)
+        except TypeError:  # arguments unlike the first call's (checked before running, so
+            return self._jitted(*args)  # nothing was donated): compiled for them, as jit does
 
     def _load_or_compile(self, args):
         path = self._directory / f"{key(self._context, args)}.executable"
