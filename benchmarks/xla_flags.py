@@ -52,8 +52,6 @@ SETS = {
     "onednn_custom_call": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
     "ynn_without_reduce": "--xla_cpu_experimental_ynn_fusion_type="
                           "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_DOT",
-    "vector_512": "--xla_cpu_prefer_vector_width=512",
-    "multi_output_fusion": "--xla_cpu_use_multi_output_fusion=true",
 }
 
 
