@@ -41,10 +41,12 @@ JAX when the cores are shared, which flatters the ratio):
     uv run launch.py bench --models lenet5,resnet20_cifar,resnet18 --torch-threads 1,2 \
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
-(through launch.py, hence with 2 MiB pages: training/huge_pages.py; the run of record since,
-with `--devices 1,2`: benchmarks/results/train_step_cpu_2core_pools_c5.json, ratios lenet5
-0.95, resnet20_cifar 2.51, resnet18 1.23 on one device, 1.17 / 2.41 / 1.60 data parallel over
-the cores made two devices, after C5's one-patch reshape; that morning before it,
+(through launch.py, hence with 2 MiB pages: training/huge_pages.py; the latest run,
+train_step_cpu_2core_quiet_rerun.json, the same programs that afternoon: lenet5 0.94,
+resnet20_cifar 2.63, resnet18 1.03 (convjax 184 ms against 178 for PyTorch eager, 2 threads);
+before it, with `--devices 1,2`: benchmarks/results/train_step_cpu_2core_pools_c5.json, ratios
+lenet5 0.95, resnet20_cifar 2.51, resnet18 1.23 on one device, 1.17 / 2.41 / 1.60 data
+parallel over the cores made two devices, after C5's one-patch reshape; that morning before it,
 train_step_cpu_2core_devices.json, 1.14 / 2.61 / 1.09 and 1.24 / 2.42 / 1.76; before those,
 train_step_cpu_2core_band_blocks_2d.json, ratios lenet5 1.10,
 resnet20_cifar 2.51, resnet18 1.21, with the band in blocks and the lowerings' products 2-D,
