@@ -10,7 +10,8 @@ them again. The cache lives in the user's cache directory:
 A `JAX_COMPILATION_CACHE_DIR` set by the user wins over both (JAX's own setting). Entries are
 keyed by JAX on the program, the JAX/XLA versions, the devices and XLA's flags, so a stale
 entry is never used; deleting the directory is always safe. Its `executables/` holds whole
-train steps (training/executable_cache.py), which a second launch uses without tracing.
+train and eval steps (training/executable_cache.py), which a second launch uses without
+tracing.
 
 `enable()` sets JAX's options through their environment variables before JAX is imported (so
 `--help` and bad flags still answer without loading JAX), hence before the first compilation.

@@ -1,5 +1,5 @@
-"""The compiled train step kept on disk whole, so a second launch of the same run neither
-traces nor lowers it.
+"""The compiled train and eval steps kept on disk whole, so a second launch of the same run
+neither traces nor lowers them.
 
 JAX's persistent cache (training/compile_cache.py) is keyed on the lowered program, so even a
 warm launch traces the step and lowers it to StableHLO before it can look the program up:

@@ -208,9 +208,11 @@ def build_run(c: ml_collections.ConfigDict, mesh) -> Built:
     if c.model.get("init_from"):  # the source's weights arrive on the host: placed by the rules
         state = mesh_lib.put_state(state, mesh)
     train_step, eval_step = compile_steps(task, defs, tx, mesh, state)
-    # A second launch of the same run loads the whole compiled step: no trace, no lowering
-    train_step = executable_cache.cached(train_step, compile_cache.executables_dir(),
-                                         f"{c.to_json()}\n{data.info!r}")
+    # A second launch of the same run loads the whole compiled steps: no trace, no lowering
+    run_key = f"{c.to_json()}\n{data.info!r}"
+    train_step, eval_step = (executable_cache.cached(step, compile_cache.executables_dir(),
+                                                     f"{kind}\n{run_key}")
+                             for kind, step in (("train", train_step), ("eval", eval_step)))
     inputs = build_inputs(c, data, task, mesh.devices.size)
     val_inputs = None if val_source is None else build_inputs(
         c, dataclasses.replace(data, train_source=None, eval_source=val_source), task,
