@@ -108,6 +108,13 @@ def create_state(c: ml_collections.ConfigDict, task: tasks.Task, data: inputs_li
     return sharded_init.create(build, mesh)
 
 
+def cached_step(step, kind: str, c: ml_collections.ConfigDict, data: inputs_lib.Data):
+    """`step` (jitted), loaded whole on a second launch of the same run, untraced
+    (training/executable_cache.py), under a key of its kind, the config and the dataset."""
+    return executable_cache.cached(step, compile_cache.executables_dir(),
+                                   f"{kind}\n{c.to_json()}\n{data.info!r}")
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -208,11 +215,8 @@ def build_run(c: ml_collections.ConfigDict, mesh) -> Built:
     if c.model.get("init_from"):  # the source's weights arrive on the host: placed by the rules
         state = mesh_lib.put_state(state, mesh)
     train_step, eval_step = compile_steps(task, defs, tx, mesh, state)
-    # A second launch of the same run loads the whole compiled steps: no trace, no lowering
-    run_key = f"{c.to_json()}\n{data.info!r}"
-    train_step, eval_step = (executable_cache.cached(step, compile_cache.executables_dir(),
-                                                     f"{kind}\n{run_key}")
-                             for kind, step in (("train", train_step), ("eval", eval_step)))
+    train_step, eval_step = cached_step(train_step, "train", c, data), cached_step(
+        eval_step, "eval", c, data)
     inputs = build_inputs(c, data, task, mesh.devices.size)
     val_inputs = None if val_source is None else build_inputs(
         c, dataclasses.replace(data, train_source=None, eval_source=val_source), task,
