@@ -54,8 +54,8 @@ Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 80
           and params_sha256 27848b35...; 8.2-8.3 s from command to exit on a warm cache
           (start-up 1.87-1.92 s, 29% of the first launch's), 13.8-14.0 s on an empty one
           (start-up 6.5 s). (pairs_2026_12_07_executable_cache) The eval step cached too,
-          six more pairs on a slower hour: warm 8.5-10.8 s, start-up 1.9-2.6 s; cold 15.1-18.8
-          s, start-up 7.0-9.4 s; second/first over all eight pairs 0.25-0.35, median 0.29.
+          ten more pairs on a slower hour: warm 8.5-10.8 s, start-up 1.9-2.6 s; cold 13.8-18.8
+          s, start-up 6.3-9.4 s; second/first over all twelve pairs 0.25-0.35, median 0.29.
           (pairs_2026_12_07_executable_cache_eval)
           The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
           600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.

@@ -11,8 +11,9 @@ so this module does, on everything the trace can read:
 - every Python file of this project's packages (any edit invalidates every entry);
 - the run's config, the dataset's description, the step's name;
 - the arguments' tree structure, shapes, dtypes and shardings;
-- the versions of JAX, jaxlib, Flax and Optax, the devices, the processes, JAX's config and the
-  JAX_*, XLA_* and CONVJAX_* environment variables.
+- the versions of Python, JAX, jaxlib, Flax, Optax and NumPy, the devices, the host CPU's
+  instruction sets, the processes, JAX's config and the JAX_*, XLA_* and CONVJAX_* environment
+  variables.
 
 A change to any of them is a new entry; a missing or unreadable entry is compiled as before,
 and a damaged one is reported in one line and replaced. Only one-process runs use it (a
@@ -28,6 +29,7 @@ import hashlib
 import importlib.metadata
 import os
 import pickle
+import platform
 import sys
 from pathlib import Path
 
@@ -68,12 +70,24 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
+@functools.cache
+def _cpu_features() -> str:
+    """The host CPU's instruction sets: XLA compiles CPU code for the host it runs on, and a
+    cache directory can be shared by machines that differ (an AVX-512 program on an AVX2-only
+    host stops at its first instruction). JAX names a CPU device just "cpu"."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line for line in info if line.startswith("flags")), "")
+    except OSError:  # not Linux
+        return f"{platform.machine()} {platform.processor()}"
+
+
 def _environment() -> list:
     versions = [(name, importlib.metadata.version(name)) for name in _LIBRARIES]
     devices = [(d.platform, d.device_kind, d.id, d.process_index) for d in jax.devices()]
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES))
     config = sorted((k, repr(v)) for k, v in jax.config.values.items())
-    return [sys.version, versions, devices, jax.process_count(), env, config]
+    return [sys.version, versions, devices, jax.process_count(), _cpu_features(), env, config]
 
 
 def _signature(args) -> list:
