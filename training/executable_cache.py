@@ -9,7 +9,7 @@ lower 0.20, load 0.08), against 0.1 s to load the executable serialized here
 so this module does, on everything the trace can read:
 
 - every Python file of this project's packages (any edit invalidates every entry);
-- the run's config, the dataset's description, the step's name;
+- the run's config, the dataset's description, the kind of step (train or eval);
 - the arguments' tree structure, shapes, dtypes and shardings;
 - the versions of Python, JAX, jaxlib, Flax, Optax and NumPy, the devices, the host CPU's
   instruction sets, the processes, JAX's config and the JAX_*, XLA_* and CONVJAX_* environment
@@ -41,7 +41,7 @@ _NOT_TRACED = {"tests", "benchmarks"}  # packages no train step imports
 _LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
 _ENV_PREFIXES = ("JAX_", "XLA_", "CONVJAX_")
 _JAX_CACHE_HITS = "/jax/compilation_cache/cache_hits"
-_hits = [0]
+_hits = [0]  # persistent-cache hits so far in this process (a mutable cell)
 
 
 def _count_jax_cache_hits(event: str, **_) -> None:
