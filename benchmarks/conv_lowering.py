@@ -84,12 +84,14 @@ def compiled(variant: str, mode: str, stride: int, pads):
     """A jitted forward ('fwd'), forward + input and weight gradients ('fwd_bwd'), or
     forward + one gradient ('dx', 'dw')."""
     conv = VARIANTS[variant]
+    options = conv_lowering.compiler_options()  # compiled as the trainer's steps are
     if mode == "fwd":
-        return jax.jit(lambda x, w, g: conv(x, w, stride, pads))
+        return jax.jit(lambda x, w, g: conv(x, w, stride, pads), compiler_options=options)
     # d/d(x, w) of sum(y * g): the cotangent g is dense, as in training, and an argument (a
     # closed-over constant would be folded into the program at compile time)
     argnums = {"fwd_bwd": (0, 1), "dx": 0, "dw": 1}[mode]
-    return jax.jit(jax.grad(lambda x, w, g: jnp.vdot(conv(x, w, stride, pads), g), argnums))
+    return jax.jit(jax.grad(lambda x, w, g: jnp.vdot(conv(x, w, stride, pads), g), argnums),
+                   compiler_options=options)
 
 
 def sample(fn, args, inner: int) -> float:

@@ -150,7 +150,7 @@ def make_convjax_step(defs, tx, *, num_classes: int, dtype: str = "float32", mes
     step = step_lib.make_train_step(defs, tx, num_classes=num_classes, dtype=dtype)
     if mesh is not None:
         return mesh_lib.compile_train_step(step, mesh)
-    return jax.jit(step, donate_argnums=0)
+    return jax.jit(step, donate_argnums=0, compiler_options=conv_lowering.compiler_options())
 
 
 def _cost(compiled) -> dict:

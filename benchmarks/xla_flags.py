@@ -52,6 +52,9 @@ SETS = {
     "onednn_custom_call": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
     "ynn_without_reduce": "--xla_cpu_experimental_ynn_fusion_type="
                           "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_DOT",
+    "ynn_without_conv": "--xla_cpu_experimental_ynn_fusion_type="
+                        "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+    "ynn_off": "--xla_cpu_experimental_ynn_fusion_type=",
 }
 
 

@@ -8,17 +8,16 @@ CPU convolution is pathological when the output is smaller than the kernel (ResN
 stage at 64x64: a 3x3 conv on 2x2x512 takes ~90x longer forward, ~56x forward+backward, than
 the matmul doing the same work), while for large spatial sizes its own convolution stays
 faster. With this lowering ResNet-18's train step at 64x64 (b32) drops from 4.3-4.5 s to
-0.56-0.62 s on the 2-core CPU (benchmarks/results/train_step_cpu_2core.json). Where XLA's
-convolution is kept, its weight gradient is the same matmul summed over batch chunks
-(`chunked_weight_gradient`): ResNet-20's step at b128 497-503 -> 402-440 ms. On a mesh, each
-device sums over its own slice of the batch (`split_over_mesh`).
+0.56-0.62 s on the 2-core CPU (benchmarks/results/train_step_cpu_2core.json).
 `conv_general_dilated` here has `lax.conv_general_dilated`'s signature (so
 `nnx.Conv(..., conv_general_dilated=...)` takes it) and picks the lowering per static shape
-with `use_banded`, `use_patches` and `weight_gradient_chunk`, the one place the rule and its
-thresholds live.
+with `use_banded` and `use_patches`, the one place the rule and its thresholds live. The
+steps are compiled with `compiler_options()`, which keeps XLA's convolutions out of YNNPACK.
 
 `CONVJAX_CONV_LOWERING=xla|patches|banded|chunked_dw|auto` (read at call time, i.e. when a
-step is traced; `forced` sets it for a block) forces one lowering, for benchmarking; `auto`
+step is traced; `forced` sets it for a block) forces one lowering, for benchmarking
+(`chunked_dw`: XLA's convolution with its weight gradient as patches summed over batch chunks,
+`chunked_weight_gradient`; on a mesh each device sums its own slice, `split_over_mesh`); `auto`
 (the default) applies the rule on CPU and keeps XLA's convolution on GPU and TPU, whose
 libraries (cuDNN, the TPU's convolution units) were not what the rule was measured against.
 """
@@ -82,21 +81,16 @@ IMAGE_CHANNELS = 3       # at most this many input channels: the convolution rea
 NARROW_IN, NARROW_OUT = 8, 16
 WIDE_IN = 256
 
-# Where XLA's convolution is kept, its weight gradient (a convolution over the batch) is the
-# slowest of the three products: ResNet-20's 3x3 32x32x16 conv at b128 takes 4 ms forward, 4
-# for the input gradient and 21 for the weight gradient (PyTorch: 5.5 for all three). As
-# patches^T @ cotangent it is one matmul, but the patch matrix (9x the input) written whole is
-# memory-bound (41 ms); summed over batch chunks of at most CHUNK_ROWS patch rows, each
-# chunk's patches stay in cache: 9.6-10.5 ms. Measured per shape (weight gradient alone, b128
-# unless said; `benchmarks.conv_lowering --grid zoo --modes dw --variants xla,chunked_dw`
-# reruns it: benchmarks/results/conv_weight_gradient_cpu_2core.json, 1.3-1.7x where it applies):
-# 32x32x16 21.4 -> 9.6 ms (chunks of 2 examples; 10.5 in the rule's 4), 16x16x32 18.7 -> 8.5,
-# 8x8x64 9.5 -> 5.2, 28x28x16 15.4 -> 8.2, 32x32x3->16 (ResNet-20's stem) 5.1 -> 3.7;
-# b64 32x32x32 35.6 -> 17.1; b32 16x16x64 (ResNet-18) 11.2 -> 5.7, 32x32x64 61.7 -> 23.2.
-# One chunk is the whole patch matrix (b32 8x8x128: 3.1 -> 3.6, a loss) and chunks of under
-# MIN_CHUNK_ROWS rows lose to the loop's overhead (b128 28x28, one example a chunk: 15.4 ->
-# 18.4), so those keep XLA's.
-CHUNK_ROWS, MIN_CHUNK_ROWS = 4096, 1024
+# The forced `chunked_dw` lowering computes XLA's weight gradient (a convolution over the batch)
+# as patches^T @ cotangent, summed over batch chunks of at most CHUNK_ROWS patch rows so that
+# each chunk's patches stay in cache. It was the rule's choice for XLA-lowered convolutions
+# while they ran in YNNPACK, whose weight gradient was the slowest of the three products (b128
+# 3x3 32x32x16: 21.4 -> 9.6 ms; benchmarks/results/conv_weight_gradient_cpu_2core.json). With
+# XLA's own convolution (`compiler_options`) the weight gradient is 6-11 ms at ResNet-20's
+# shapes and the chunks lose on whole steps (in one process, medians of 5-7 rounds: ResNet-20
+# b128 339-372 ms without them against 372-454 with them, ResNet-18 b32 190-198 against
+# 199-226), so `auto` no longer picks it.
+CHUNK_ROWS = 4096
 
 # The banded lowering (models/banded_conv.py) multiplies W / KW times the convolution's
 # arithmetic but copies the input only KH times; with very few input channels that beats
@@ -123,6 +117,26 @@ BANDED_NARROW_WIDTH = 3        # < NARROW_IN channels: padded width <= this many
 # rule does not pick the band, blocks do not make it win either (that grid: 1->32/64 channels
 # and maps of 28-32 columns with 3-12 channels stay XLA's or patches').
 BANDED_BLOCKS = (5, 4, 3)      # output columns per block: the first dividing the width, else 4
+
+
+# Which library runs the convolutions XLA keeps. This jaxlib hands every convolution to YNNPACK
+# by default (with dots and reductions); XLA's own (Eigen) convolution is faster at ResNet
+# shapes, so the steps are compiled with convolutions left out of YNNPACK's fusions (dots and
+# reductions stay; `compiler_options`, per program: no process-wide flag). b128 3x3, forward /
+# input gradient / weight gradient ms, YNNPACK -> Eigen: 16x16x32 4.7/4.7/21 -> 3.1/3.0/6.4,
+# 8x8x64 4.3/4.4/11.4 -> 2.8/3.0/4.2, 32x32x16 4.7/6.1/24.9 -> 4.7/4.6/10.9. The rule's clauses
+# above were measured against YNNPACK's convolutions; on whole steps with XLA's own they still
+# win (in one process: ResNet-20 b128 339-372 ms with the strided clause, 388-403 without;
+# ResNet-18 b32 190-198 ms with the small-output clause, 1,290-1,390 without).
+CPU_COMPILER_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+}
+
+
+def compiler_options() -> dict[str, str]:
+    """XLA options for compiling a step that runs these convolutions: CPU_COMPILER_OPTIONS on
+    CPU, none elsewhere (GPU and TPU convolutions are their own libraries')."""
+    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else {}
 
 
 def lowering() -> str:
@@ -190,16 +204,6 @@ def largest_chunk(batch: int, out_hw: Sequence[int]) -> int:
     positions = math.prod(out_hw)
     return max(c for c in range(1, batch + 1) if batch % c == 0
                and (c == 1 or c * positions <= CHUNK_ROWS))
-
-
-def weight_gradient_chunk(batch: int, out_hw: Sequence[int]) -> int | None:
-    """Examples per chunk for the chunked weight gradient of an XLA-lowered convolution, or
-    None to keep XLA's: when the whole batch is one chunk or a chunk has fewer than
-    MIN_CHUNK_ROWS rows. Measurements above."""
-    chunk = largest_chunk(batch, out_hw)
-    if chunk == batch or chunk * math.prod(out_hw) < MIN_CHUNK_ROWS:
-        return None
-    return chunk
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,8 +370,7 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
         return "banded", pads, banded_block(out_hw[1])
     if use_patches(out_hw, rhs_shape[:2], window_strides, rhs_shape[2], rhs_shape[3]):
         return "patches", pads, None
-    chunk = weight_gradient_chunk(lhs_shape[0], out_hw)
-    return ("xla" if chunk is None else "chunked_dw"), pads, chunk
+    return "xla", pads, None
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
@@ -376,8 +379,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          out_sharding=None) -> jax.Array:
     """`lax.conv_general_dilated`, lowered by shape (plain 2-D NHWC/HWIO convolutions only):
     rows + banded matmul where `use_banded` says so, patches + matmul where `use_patches`
-    does, XLA's convolution otherwise, with the weight gradient chunked where
-    `weight_gradient_chunk` says so."""
+    does, XLA's convolution otherwise."""
     xla = lambda: lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
         feature_group_count, batch_group_count, precision, preferred_element_type,

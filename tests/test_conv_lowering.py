@@ -118,7 +118,7 @@ def test_the_rule_picks_patches_when_the_output_is_smaller_than_the_kernel(monke
     assert pick((8, 5, 5, 16), (5, 5, 16, 120), 1, "VALID") == "patches"  # LeNet-5's C5
     assert pick((8, 4, 8, 64), (5, 5, 64, 64)) == "patches"        # one axis is enough
     assert pick((8, 3, 3, 128), (3, 3, 128, 128)) == "xla"         # output == kernel
-    assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "chunked_dw"  # XLA's, dw chunked
+    assert pick((8, 32, 32, 64), (3, 3, 64, 64)) == "xla"
     assert pick((8, 32, 32, 64), (1, 1, 64, 64)) == "patches"      # 1x1: a plain dot
 
 
@@ -135,8 +135,8 @@ def test_strided_convolutions_take_patches_except_on_the_image(monkeypatch):
     assert pick((8, 32, 32, 16), (3, 3, 16, 32), 2) == "patches"   # ResNet-20's stage 2 entry
     assert pick((8, 16, 16, 64), (3, 3, 64, 128), 2) == "patches"
     assert pick((8, 32, 32, 64), (1, 1, 64, 64), 2) == "patches"   # strided 1x1 projection
-    assert pick((8, 64, 64, 3), (7, 7, 3, 64), 2) == "chunked_dw"  # ResNet-18's stem
-    assert pick((8, 64, 64, 1), (7, 7, 1, 64), 2) == "chunked_dw"
+    assert pick((8, 64, 64, 3), (7, 7, 3, 64), 2) == "xla"         # ResNet-18's stem
+    assert pick((8, 64, 64, 1), (7, 7, 1, 64), 2) == "xla"
 
 
 def test_narrow_convolutions_take_the_band_on_narrow_maps_else_patches(monkeypatch):
@@ -147,14 +147,14 @@ def test_narrow_convolutions_take_the_band_on_narrow_maps_else_patches(monkeypat
     assert pick((8, 14, 14, 6), (5, 5, 6, 16)) == "xla"            # padded: 3.6 kernels wide
     assert pick((8, 64, 64, 1), (5, 5, 1, 6), 1, "VALID") == "patches"  # 12.8 kernels wide
     assert pick((8, 32, 32, 1), (1, 1, 1, 6)) == "patches"         # 1x1: a plain dot
-    assert pick((8, 28, 28, 6), (5, 5, 6, 16), 1, "VALID") == "chunked_dw"  # 24x24 output
+    assert pick((8, 28, 28, 6), (5, 5, 6, 16), 1, "VALID") == "xla"       # 24x24 output
     width = conv_lowering.BANDED_NARROW_WIDTH
     assert conv_lowering.use_banded(width * 5, 5, conv_lowering.NARROW_IN - 1, 64)
     assert not conv_lowering.use_banded(width * 5 + 1, 5, 2, 4)
     assert not conv_lowering.use_banded(10, 5, conv_lowering.NARROW_IN, 4)
-    assert pick((8, 32, 32, 3), (3, 3, 3, 16)) == "chunked_dw"     # ResNet-20's stem
-    assert pick((8, 40, 40, 1), (3, 3, 1, 64)) == "chunked_dw"     # DnCNN's first layer
-    assert pick((8, 28, 28, 1), (3, 3, 1, 32)) == "chunked_dw"     # 32 outputs: the band grows
+    assert pick((8, 32, 32, 3), (3, 3, 3, 16)) == "xla"            # ResNet-20's stem
+    assert pick((8, 40, 40, 1), (3, 3, 1, 64)) == "xla"            # DnCNN's first layer
+    assert pick((8, 28, 28, 1), (3, 3, 1, 32)) == "xla"            # 32 outputs: the band grows
     assert pick((8, 14, 14, 8), (5, 5, 8, 16), 1, "VALID") == "xla"       # 8 inputs: not narrow
     assert conv_lowering.use_patches((10, 10), (5, 5), (1, 1), conv_lowering.NARROW_IN - 1, 64)
     assert not conv_lowering.use_patches((11, 11), (5, 5), (1, 1), 6, conv_lowering.NARROW_OUT)
@@ -166,17 +166,28 @@ def test_the_band_comes_in_blocks_that_divide_the_output_width_where_one_can():
     assert block(30) == 5 and block(7) == 4 and block(2) == 4   # 7 and 2: the last cropped
 
 
-def test_the_weight_gradient_is_chunked_only_with_two_chunks_of_enough_rows(monkeypatch):
-    chunk = conv_lowering.weight_gradient_chunk
-    assert chunk(128, (32, 32)) == 4          # ResNet-20's first stage: 4 x 1,024 rows
-    assert chunk(128, (8, 8)) == 64
-    assert chunk(102, (32, 32)) == 3          # a divisor of the batch
-    assert chunk(32, (8, 8)) is None          # the whole batch fits one chunk
-    assert chunk(127, (28, 28)) is None       # one example a chunk: 784 rows, too few
-    assert chunk(127, (32, 32)) == 1          # 1,024 rows: enough
+def test_auto_never_chunks_the_weight_gradient_but_the_forced_lowering_does(monkeypatch):
+    """XLA's own weight gradient beats the chunked one on whole steps (models/conv_lowering.py);
+    the chunks stay a forced lowering, of at most CHUNK_ROWS patch rows dividing the batch."""
     pick = lambda *a, **k: _lowered_with(monkeypatch, "auto", *a, **k)
-    assert pick((32, 8, 8, 128), (3, 3, 128, 128)) == "xla"
-    assert pick((128, 8, 8, 64), (3, 3, 64, 64)) == "chunked_dw"
+    assert pick((128, 32, 32, 16), (3, 3, 16, 16)) == "xla"          # ResNet-20's first stage
+    assert pick((128, 8, 8, 64), (3, 3, 64, 64)) == "xla"
+    assert _lowered_with(monkeypatch, "chunked_dw", (128, 8, 8, 64), (3, 3, 64, 64)) == \
+        "chunked_dw"
+    chunk = conv_lowering.largest_chunk
+    assert chunk(128, (32, 32)) == 4 and chunk(128, (8, 8)) == 64 and chunk(102, (32, 32)) == 3
+
+
+def test_steps_compile_with_convolutions_out_of_ynnpack(monkeypatch):
+    """On CPU the compiled step runs XLA's own convolutions (faster at ResNet shapes than
+    YNNPACK's, which this jaxlib picks by default); off the CPU no option is passed."""
+    x, w = jnp.ones((2, 8, 8, 16)), jnp.ones((3, 3, 16, 16))
+    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DN)
+    with_options = jax.jit(conv, compiler_options=conv_lowering.compiler_options())
+    hlo = with_options.lower(x, w).compile().as_text()
+    assert "convolution(" in hlo and "__ynn_fusion" not in hlo
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert conv_lowering.compiler_options() == {}
 
 
 def test_auto_keeps_xla_convolutions_off_the_cpu(monkeypatch):
@@ -256,7 +267,7 @@ def test_chunked_weight_gradient_splits_the_batch_over_the_mesh():
 
 
 class _TwoConvs(nnx.Module):
-    """Two 3x3 convolutions at 32x32 (16 channels: XLA's, weight gradient chunked), a head."""
+    """Two 3x3 convolutions at 32x32 (16 channels: XLA's), a head."""
 
     def __init__(self, rngs: nnx.Rngs):
         self.conv1 = conv_lowering.Conv(3, 16, (3, 3), rngs=rngs)
@@ -268,10 +279,9 @@ class _TwoConvs(nnx.Module):
 
 
 def test_the_trainers_step_gathers_no_activations():
-    """Chunked weight gradients in the trainer's 8-device step: the batch stays split
-    (before, every such convolution gathered its input and cotangent whole)."""
-    assert conv_lowering.choose((16, 32, 32, 16), (3, 3, 16, 16), (1, 1), "SAME")[0] == \
-        "chunked_dw"
+    """XLA's convolutions in the trainer's 8-device step: the batch stays split (each device's
+    weight gradient is summed across devices, never computed from gathered activations)."""
+    assert conv_lowering.choose((16, 32, 32, 16), (3, 3, 16, 16), (1, 1), "SAME")[0] == "xla"
     tx = optax.sgd(0.1)
     defs, state = state_lib.create(_TwoConvs(nnx.Rngs(0)), tx, seed=0)
     mesh = mesh_lib.make_mesh()

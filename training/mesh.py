@@ -17,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from errors import UserError
+from models import conv_lowering
 from training import sharding
 
 AXES = ("data", "fsdp", "model")
@@ -93,9 +94,11 @@ def compile_train_step(step_fn, mesh: Mesh, state=None):
     traced under the mesh (`traced_under`)."""
     placed = _state_in(mesh, state)
     return jax.jit(traced_under(mesh, step_fn), in_shardings=(placed, batch_sharded(mesh)),
-                   out_shardings=(placed, replicated(mesh)), donate_argnums=0)
+                   out_shardings=(placed, replicated(mesh)), donate_argnums=0,
+                   compiler_options=conv_lowering.compiler_options())
 
 
 def compile_eval_step(step_fn, mesh: Mesh, state=None):
     return jax.jit(step_fn, in_shardings=(_state_in(mesh, state), batch_sharded(mesh)),
-                   out_shardings=replicated(mesh))
+                   out_shardings=replicated(mesh),
+                   compiler_options=conv_lowering.compiler_options())
