@@ -520,7 +520,38 @@ def main(argv: list[str] | None = None) -> int:
                   "peer_note": note, "models": entries}
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
+        plot(result, os.path.splitext(args.json)[0] + ".png")
     return 0
+
+
+def plot(result: dict, out: str) -> None:
+    """Per model, each variant's median step time as a bar (p25-p75 whiskers), normalised to
+    the best PyTorch variant's, the ratio written on convjax's bars: the table at a glance."""
+    from matplotlib.figure import Figure  # the Agg canvas, without pyplot's global state
+
+    entries = result["models"]
+    fig = Figure(figsize=(4.2 * len(entries), 3.6), dpi=100, layout="constrained")
+    for i, entry in enumerate(entries):
+        ax = fig.add_subplot(1, len(entries), i + 1)
+        runs = entry["runs"]
+        base = runs[entry["best_peer"]]["step_ms"] if entry.get("best_peer") else 1.0
+        names = list(runs)
+        spread = [[runs[n]["step_ms"] - runs[n]["step_ms_p25"] for n in names],
+                  [runs[n]["step_ms_p75"] - runs[n]["step_ms"] for n in names]]
+        colours = ["tab:blue" if n.startswith("convjax") else "tab:grey" for n in names]
+        ax.barh(names, [runs[n]["step_ms"] / base for n in names], xerr=[[e / base for e in side] for side in spread],
+                color=colours)
+        for y, name in enumerate(names):
+            ax.text(runs[name]["step_ms_p75"] / base, y, f" {runs[name]['step_ms']:.1f} ms",
+                    va="center", fontsize=8)
+        ax.set_xlim(0, 1.3 * max(runs[n]["step_ms_p75"] for n in names) / base)
+        ax.axvline(1.0, color="k", lw=0.8, ls="--")
+        ax.invert_yaxis()
+        ax.set_xlabel("step time / best PyTorch" if entry.get("best_peer") else "step ms")
+        ax.set_title(f"{entry['model']} (b{entry['batch']}, {entry['input']})", fontsize=10)
+    fig.suptitle(f"train step, {result['backend']} {result['dtype']}, medians of "
+                 f"{result['rounds']} rounds x {result['steps_per_round']} steps", fontsize=10)
+    fig.savefig(out)
 
 
 if __name__ == "__main__":
