@@ -28,6 +28,14 @@ processes running the same program; ynn_without_reduce (XLA's reductions and red
 no longer handed to YNNPACK) 0.82x / 0.91x / 1.67x: faster for LeNet-5, whose average pools
 YNNPACK receives with their constant scale factors materialised as whole tensors, much slower
 for ResNet-18's BatchNorm reductions. A flag is process-wide, so convjax sets none.
+
+YNNPACK's convolutions (`--sets baseline,ynn_without_conv,ynn_off --runs 2`, quiet 2-core
+host, lenet5 / resnet20_cifar / resnet18 ms): baseline 8.3 / 509 / 243; ynn_without_conv
+(convolutions left to XLA's own Eigen kernels, dots and reductions still YNNPACK's) 1.15x /
+0.80x / 0.97x; ynn_off 0.96x / 0.93x / 1.76x. Convolutions out of YNNPACK is the one clear
+win (ResNet-20's weight gradients: 21 -> 6 ms at 16x16x32), so the trainer's steps compile
+with it, per program (models/conv_lowering.py: `compiler_options`); the process-wide
+baseline here then no longer matches the trainer's step.
 """
 
 from __future__ import annotations
