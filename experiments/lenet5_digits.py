@@ -57,6 +57,11 @@ Result:   test accuracy 98.89% (356/360), test loss 0.039, top-5 100% at step 80
           ten more pairs on a slower hour: warm 8.5-10.8 s, start-up 1.9-2.6 s; cold 13.8-18.8
           s, start-up 6.3-9.4 s; second/first over all twelve pairs 0.25-0.35, median 0.29.
           (pairs_2026_12_07_executable_cache_eval)
+          With XLA's own convolutions instead of YNNPACK's (models/conv_lowering.py:
+          `compiler_options`): the same 98.89%, params_sha256 db211c8d... (another kernel's
+          rounding); warm 9.3-10.4 s from command to exit (start-up 2.0-2.6 s), cold 16.0-19.1
+          s (start-up 7.3-9.2 s), second/first 0.27-0.30, median 0.29.
+          (pairs_2026_12_07_eigen_convs)
           The same ops as three separate warps (three resamplings) gave 98.61/98.61/98.89% at
           600 steps and half the throughput; one affine resampling at 600 steps gave 98.33% x3.
 """
