@@ -30,6 +30,12 @@ exact GELU (erf, as the recipe's and the twin's) costs about a quarter of convja
 against the tanh approximation (min 1.95 s against 1.48 s); XLA's conv everywhere or patches
 everywhere were within the noise of the shape-aware default. On a GPU, run it with its
 defaults (50,000 examples, batch 1024): not measured here (no GPU).
+
+With XLA's own convolutions instead of YNNPACK's (models/conv_lowering.py:
+`compiler_options`; benchmarks/results/airbench_epoch_cpu_2core_eigen_convs.json), the same
+arguments on a quiet host: convjax 4.90 s, PyTorch eager channels-last 6.32 s (1 thread), 3.50
+s (2 threads): ratio 1.40. The option alone, convjax only, one process each (`--peer none`):
+10.11 s with YNNPACK's convolutions, 4.14 s without.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import numpy as np
 
 import models
 from errors import UserError
+from models import conv_lowering
 
 AUGMENT = "flip_lr|random_crop(32, pad=2)"
 SHAPE = (32, 32, 3)
@@ -83,7 +90,8 @@ def convjax_epoch(c, images: jax.Array, labels: jax.Array):
     def gathered_step(state, index):  # the batch gathered from the on-device set
         return step(state, {"image": images[index], "label": labels[index]})
 
-    train = jax.jit(gathered_step, donate_argnums=0)
+    train = jax.jit(gathered_step, donate_argnums=0,  # compiled as the trainer's steps are
+                    compiler_options=conv_lowering.compiler_options())
     batch, steps = c.train.batch_size, images.shape[0] // c.train.batch_size
     holder = {"state": state, "key": jax.random.key(2)}
 
