@@ -123,8 +123,11 @@ BANDED_BLOCKS = (5, 4, 3)      # output columns per block: the first dividing th
 # by default (with dots and reductions); XLA's own (Eigen) convolution is faster at ResNet
 # shapes, so the steps are compiled with convolutions left out of YNNPACK's fusions (dots and
 # reductions stay; `compiler_options`, per program: no process-wide flag). b128 3x3, forward /
-# input gradient / weight gradient ms, YNNPACK -> Eigen: 16x16x32 4.7/4.7/21 -> 3.1/3.0/6.4,
-# 8x8x64 4.3/4.4/11.4 -> 2.8/3.0/4.2, 32x32x16 4.7/6.1/24.9 -> 4.7/4.6/10.9. The rule's clauses
+# input gradient / weight gradient ms, YNNPACK -> Eigen: 16x16x32 4.7/4.7/21.1 -> 2.9/2.9/6.1,
+# 8x8x64 4.3/4.4/11.4 -> 2.6/2.7/4.0, 32x32x16 4.7/6.1/24.9 -> 4.9/4.8/11.6. Whole train steps
+# (benchmarks/ynn_convolutions.py): 0.65x ResNet-20, 0.87x ResNet-18, 0.67x airbench94,
+# 0.86-0.94x VGG-A, GoogLeNet, ResNet-50, DenseNet-BC; MobileNet's depthwise convolutions lose
+# (1.03-1.12x), a cost taken for one simple rule. The rule's clauses
 # above were measured against YNNPACK's convolutions; on whole steps with XLA's own they still
 # win (in one process: ResNet-20 b128 339-372 ms with the strided clause, 388-403 without;
 # ResNet-18 b32 190-198 ms with the small-output clause, 1,290-1,390 without).

@@ -74,6 +74,7 @@ def test_harness_runs_lenet5_end_to_end_and_writes_its_json(tmp_path, capsys):
         assert run["step_ms_min"] <= run["step_ms"] <= run["step_ms_max"]
         assert len(run["round_ms"]) == 1
     assert "convjax[auto]" in capsys.readouterr().out
+    assert (tmp_path / "bench.png").stat().st_size > 0  # the table as a picture
 
 
 @pytest.mark.parametrize("argv", [["--models", "no_such_net"], ["--input", "32x32"],

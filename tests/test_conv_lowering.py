@@ -293,6 +293,22 @@ def test_the_trainers_step_gathers_no_activations():
     assert not [s for s in _gathered(compiled) if s.startswith("f32[16,32,32")]
 
 
+def test_the_trainers_steps_compile_with_the_lowerings_options(monkeypatch):
+    """Both steps go through `compiler_options` (an option XLA does not know proves it)."""
+    monkeypatch.setattr(conv_lowering, "compiler_options", lambda: {"xla_no_such_option": "1"})
+    tx = optax.sgd(0.1)
+    defs, state = state_lib.create(_TwoConvs(nnx.Rngs(0)), tx, seed=0)
+    mesh = mesh_lib.make_mesh(devices=jax.devices()[:1])
+    batch = {"image": jnp.zeros((2, 32, 32, 3)), "label": jnp.zeros(2, jnp.int32),
+             "mask": jnp.ones(2, jnp.int32)}
+    train = mesh_lib.compile_train_step(step_lib.make_train_step(defs, tx, num_classes=10), mesh)
+    evaluate = mesh_lib.compile_eval_step(
+        step_lib.make_eval_step(defs, num_classes=10), mesh)
+    for step in (train, evaluate):
+        with pytest.raises(Exception, match="xla_no_such_option"):
+            step.lower(state, batch).compile()
+
+
 def test_forcing_xla_keeps_every_convolution_a_convolution(monkeypatch):
     assert _lowered_with(monkeypatch, "xla", (8, 2, 2, 64), (3, 3, 64, 64)) == "xla"
     assert _lowered_with(monkeypatch, "xla", (8, 8, 8, 64), (1, 1, 64, 64)) == "xla"
