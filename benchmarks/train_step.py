@@ -525,8 +525,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(result: dict, out: str) -> None:
-    """Per model, each variant's median step time as a bar (p25-p75 whiskers), normalised to
-    the best PyTorch variant's, the ratio written on convjax's bars: the table at a glance."""
+    """Per model, each variant's median step time as a bar (p25-p75 whiskers) over the best
+    PyTorch variant's (the dashed line; plain ms without a peer), each bar labelled with its
+    ms: the table at a glance, written beside the JSON."""
     from matplotlib.figure import Figure  # the Agg canvas, without pyplot's global state
 
     entries = result["models"]
@@ -539,8 +540,8 @@ def plot(result: dict, out: str) -> None:
         spread = [[runs[n]["step_ms"] - runs[n]["step_ms_p25"] for n in names],
                   [runs[n]["step_ms_p75"] - runs[n]["step_ms"] for n in names]]
         colours = ["tab:blue" if n.startswith("convjax") else "tab:grey" for n in names]
-        ax.barh(names, [runs[n]["step_ms"] / base for n in names], xerr=[[e / base for e in side] for side in spread],
-                color=colours)
+        ax.barh(names, [runs[n]["step_ms"] / base for n in names],
+                xerr=[[e / base for e in side] for side in spread], color=colours)
         for y, name in enumerate(names):
             ax.text(runs[name]["step_ms_p75"] / base, y, f" {runs[name]['step_ms']:.1f} ms",
                     va="center", fontsize=8)
