@@ -26,6 +26,7 @@ from pathlib import Path
 
 ENV_VAR = "CONVJAX_COMPILE_CACHE"
 _OFF = {"off", "0", "false", "no", "none"}
+_enabled: Path | None = None  # the directory `enable()` turned on in this process
 
 
 def cache_dir() -> Path | None:
@@ -60,9 +61,6 @@ def enable() -> Path | None:
     global _enabled
     _enabled = path
     return path
-
-
-_enabled: Path | None = None
 
 
 def executables_dir() -> Path | None:
