@@ -9,7 +9,8 @@ Variants: `xla` (lax.conv_general_dilated), `patches` (models.conv_lowering: str
 + one dot_general; its gradient is pads/adds + dots), `lax_patches`
 (lax.conv_general_dilated_patches + dot: the patches are themselves an identity-kernel
 grouped convolution, so its gradient is a convolution again), `chunked_dw` (XLA's
-convolution, its weight gradient summed over batch chunks), `banded` (models/banded_conv.py:
+convolution, its weight gradient summed over batch chunks), `onednn` (models/onednn_conv.py),
+`banded` (models/banded_conv.py:
 KH input rows side by side @ the kernel as a banded matrix along the width), `banded_blocks`
 (the same, one band per block of `conv_lowering.banded_block` output columns) and `auto` (what
 the rule picks, the last column). Every shape's variants are
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from models import banded_conv, conv_lowering
+from models import banded_conv, conv_lowering, onednn_conv
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -70,6 +71,10 @@ def _banded_blocks(x, w, stride, pads):
                                    block=conv_lowering.banded_block(out_w))
 
 
+def _onednn(x, w, stride, pads):
+    return onednn_conv.conv(x, w, (stride, stride), pads)
+
+
 def _auto(x, w, stride, pads):
     return conv_lowering.conv_general_dilated(x, w, (stride, stride), pads,
                                               dimension_numbers=DN)
@@ -77,7 +82,7 @@ def _auto(x, w, stride, pads):
 
 VARIANTS = {"xla": _xla, "patches": _patches, "lax_patches": _lax_patches,
             "chunked_dw": _chunked_dw, "banded": _banded, "banded_blocks": _banded_blocks,
-            "auto": _auto}
+            "onednn": _onednn, "auto": _auto}
 
 
 def compiled(variant: str, mode: str, stride: int, pads):

@@ -1,6 +1,7 @@
-"""How a 2-D convolution is lowered: XLA's own convolution, patches + one matmul, or rows +
-one banded matmul (models/banded_conv.py), and where XLA's convolution is kept, how its
-weight gradient is computed.
+"""How a 2-D convolution is lowered: oneDNN's convolution (models/onednn_conv.py, on the CPU
+where it can be built), XLA's own, patches + one matmul, or rows + one banded matmul
+(models/banded_conv.py), and where XLA's convolution is kept, how its weight gradient is
+computed.
 
 A convolution is a linear map, so it can be written as "gather every output position's
 receptive field into a row (im2col), then multiply by the kernel reshaped to a matrix". XLA's
@@ -14,7 +15,7 @@ faster. With this lowering ResNet-18's train step at 64x64 (b32) drops from 4.3-
 with `use_banded` and `use_patches`, the one place the rule and its thresholds live. The
 steps are compiled with `compiler_options()`, which keeps XLA's convolutions out of YNNPACK.
 
-`CONVJAX_CONV_LOWERING=xla|patches|banded|chunked_dw|auto` (read at call time, i.e. when a
+`CONVJAX_CONV_LOWERING=xla|onednn|patches|banded|chunked_dw|auto` (read at call time, i.e. when a
 step is traced; `forced` sets it for a block) forces one lowering, for benchmarking
 (`chunked_dw`: XLA's convolution with its weight gradient as patches summed over batch chunks,
 `chunked_weight_gradient`; on a mesh each device sums its own slice, `split_over_mesh`); `auto`
@@ -36,9 +37,10 @@ from flax import nnx
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
+from models import onednn_conv
 from models.banded_conv import banded_conv, output_size, pad_spatial
 
-LOWERINGS = ("auto", "xla", "patches", "banded", "chunked_dw")
+LOWERINGS = ("auto", "xla", "onednn", "patches", "banded", "chunked_dw")
 ENV_VAR = "CONVJAX_CONV_LOWERING"
 
 # The rule (`use_patches`) and its thresholds, from benchmarks/conv_lowering.py on the 2-core CPU
@@ -77,6 +79,17 @@ ENV_VAR = "CONVJAX_CONV_LOWERING"
 # the table of record) the strided and narrow clauses took LeNet-5 b64 from 13.8 to 9.9 ms
 # and b128 from 28.2 to 20.0, ResNet-20 b128 from 766 to 701 ms; ResNet-18 b32 at 64x64
 # moved within the noise (387 -> 380).
+# Where oneDNN runs (`onednn_takes`), it beats patches and XLA on most of these clauses too
+# (`--grid zoo --variants onednn,patches,xla --modes fwd_bwd`,
+# benchmarks/results/conv_lowering_onednn_cpu_2core.json; ms oneDNN / patches / XLA):
+# ResNet-20's strided 32x32x16->32 11.2 / 23.9 / 19.4 and 16x16x32->64 5.4 / 7.6 / 10.2,
+# ResNet-18's 16x16x64->128 3.1 / 4.1 / 3.8, ResNet-50's 1x1s at 56x56 18.1 / 23.5 / 38.2 and
+# 28x28 13.6 / 20.4 / 21.9, ResNet-20's 3x3s 11.3 / 95.7 / 32.6 (32x32x16) and 5.6 / 23.3 / 8.8
+# (8x8x64). So with oneDNN only two clauses keep patches: outputs smaller than the kernel
+# (ResNet-18's 2x2x512 17.9 / 6.4; LeNet-5's C5 8.3 / 0.5) and strided 1x1 projections (at
+# 4-64 output positions: 1.11-1.44 / 0.66-0.96); and the band keeps LeNet-5's narrow maps
+# (its whole step b128, medians of 7 rounds in two runs: 7.6 and 9.2 ms with the band, 8.9
+# and 10.3 with oneDNN there).
 IMAGE_CHANNELS = 3       # at most this many input channels: the convolution reads the image
 NARROW_IN, NARROW_OUT = 8, 16
 WIDE_IN = 256
@@ -151,17 +164,20 @@ def lowering() -> str:
 
 
 def use_patches(out_hw: Sequence[int], kernel_hw: Sequence[int], strides: Sequence[int],
-                cin: int, cout: int) -> bool:
+                cin: int, cout: int, onednn: bool = False) -> bool:
     """The rule: patches + matmul for a 1x1 kernel (the "patches" are the input itself: one
     plain matmul); for an output smaller than the kernel along a spatial axis (twice the
     kernel with WIDE_IN or more input channels); for a strided convolution off the image;
     for a narrow one (fewer than NARROW_IN input channels, and fewer than NARROW_OUT output
-    channels or an output at most twice the kernel). XLA's convolution otherwise.
+    channels or an output at most twice the kernel). XLA's convolution otherwise. Where
+    `onednn` runs the rest, only outputs smaller than the kernel and strided 1x1 kernels.
     Measurements above."""
-    if math.prod(kernel_hw) == 1:
-        return True
     small = lambda factor: any(o < factor * k for o, k in zip(out_hw, kernel_hw))
     if small(1) or (cin >= WIDE_IN and small(2)):
+        return True
+    if onednn:  # oneDNN beats patches everywhere else but on strided 1x1 projections
+        return math.prod(kernel_hw) == 1 and max(strides) > 1
+    if math.prod(kernel_hw) == 1:
         return True
     if max(strides) > 1 and cin > IMAGE_CHANNELS:
         return True
@@ -350,11 +366,12 @@ def _patches_applicable(lhs, rhs, dimension_numbers, lhs_dilation, feature_group
 
 
 def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, padding,
-           rhs_dilation=None) -> tuple[str, tuple, int | None]:
+           rhs_dilation=None, dtype=jnp.float32) -> tuple[str, tuple, int | None]:
     """(lowering, explicit pads, its size) for an NHWC x HWIO convolution, by the rule and
-    $CONVJAX_CONV_LOWERING. The lowering is 'patches', 'banded', 'xla' or 'chunked_dw' (XLA's
-    convolution, the weight gradient chunked); the size is the examples per chunk for
-    'chunked_dw', the output columns per band block for 'banded', else None."""
+    $CONVJAX_CONV_LOWERING, for operands of `dtype` (None: mixed). The lowering is 'onednn',
+    'patches', 'banded', 'xla' or 'chunked_dw' (XLA's convolution, the weight gradient
+    chunked); the size is the examples per chunk for 'chunked_dw', the output columns per
+    band block for 'banded', else None."""
     rhs_dilation = tuple(rhs_dilation or (1, 1))
     pads = _explicit_padding(lhs_shape[1:3], rhs_shape[:2], window_strides, padding,
                              rhs_dilation)
@@ -371,9 +388,20 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
     if use_banded(padded_w, (rhs_shape[1] - 1) * rhs_dilation[1] + 1, rhs_shape[2],
                   rhs_shape[3]):
         return "banded", pads, banded_block(out_hw[1])
-    if use_patches(out_hw, rhs_shape[:2], window_strides, rhs_shape[2], rhs_shape[3]):
+    onednn = onednn_takes(rhs_shape, pads, rhs_dilation, dtype)
+    if use_patches(out_hw, rhs_shape[:2], window_strides, rhs_shape[2], rhs_shape[3], onednn):
         return "patches", pads, None
-    return "xla", pads, None
+    return ("onednn" if onednn else "xla"), pads, None
+
+
+def onednn_takes(kernel_shape: Sequence[int], pads, rhs_dilation, dtype) -> bool:
+    """Whether oneDNN (models/onednn_conv.py) can run this convolution here: float32, no
+    dilation, padding within the kernel, and the library available on this backend."""
+    if dtype != jnp.float32 or tuple(rhs_dilation) != (1, 1):
+        return False
+    if any(not 0 <= p < k for pair, k in zip(pads, kernel_shape[:2]) for p in pair):
+        return False
+    return onednn_conv.available()
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
@@ -382,7 +410,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          out_sharding=None) -> jax.Array:
     """`lax.conv_general_dilated`, lowered by shape (plain 2-D NHWC/HWIO convolutions only):
     rows + banded matmul where `use_banded` says so, patches + matmul where `use_patches`
-    does, XLA's convolution otherwise."""
+    does, oneDNN's convolution where it runs (`onednn_takes`), XLA's otherwise."""
     xla = lambda: lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
         feature_group_count, batch_group_count, precision, preferred_element_type,
@@ -391,8 +419,13 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                                feature_group_count, batch_group_count, out_sharding):
         return xla()
     window_strides, rhs_dilation = tuple(window_strides), tuple(rhs_dilation or (1, 1))
-    kind, pads, size = choose(lhs.shape, rhs.shape, window_strides, padding, rhs_dilation)
-    if kind == "xla" or (kind == "chunked_dw" and preferred_element_type is not None):
+    # One dtype throughout, or none that oneDNN takes
+    dtype = lhs.dtype if rhs.dtype == lhs.dtype and preferred_element_type in (
+        None, lhs.dtype) else None
+    kind, pads, size = choose(lhs.shape, rhs.shape, window_strides, padding, rhs_dilation, dtype)
+    if kind == "onednn" and onednn_takes(rhs.shape, pads, rhs_dilation, dtype):
+        return onednn_conv.conv(lhs, rhs, window_strides, pads)
+    if kind in ("xla", "onednn") or (kind == "chunked_dw" and preferred_element_type is not None):
         return xla()
     if kind == "chunked_dw":
         return xla_conv_chunked_dw(lhs, rhs, window_strides, pads, rhs_dilation, precision,

@@ -1,7 +1,7 @@
 """The shape-aware convolution (models/conv_lowering.py): every lowering (patches, banded,
 XLA's, XLA's with the weight gradient chunked) computes the same convolution and the same
 gradients, the rule picks as documented, and building the zoo with it leaves every parameter
-where it was."""
+where it was. oneDNN's lowering and the rule with it: tests/test_onednn_conv.py."""
 
 from __future__ import annotations
 
@@ -16,10 +16,17 @@ from flax import nnx
 from jax import lax
 
 import models
-from models import banded_conv, conv_lowering
+from models import banded_conv, conv_lowering, onednn_conv
 from training import mesh as mesh_lib, state as state_lib, step as step_lib
 
 DN = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.fixture(autouse=True)
+def without_onednn(monkeypatch):
+    """The rule as it stands where oneDNN's convolutions cannot be built: XLA's convolution,
+    patches and the band (tests/test_onednn_conv.py has the rule with oneDNN)."""
+    monkeypatch.setattr(onednn_conv, "available", lambda: False)
 
 # (kernel, stride, padding, dilation): VALID, SAME, explicit, asymmetric, 1x1, strided 1x1,
 # padding wider than the kernel, dilation with and without stride. (Negative padding, a crop,
