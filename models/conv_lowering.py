@@ -388,10 +388,13 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
     if use_banded(padded_w, (rhs_shape[1] - 1) * rhs_dilation[1] + 1, rhs_shape[2],
                   rhs_shape[3]):
         return "banded", pads, banded_block(out_hw[1])
-    onednn = onednn_takes(rhs_shape, pads, rhs_dilation, dtype)
-    if use_patches(out_hw, rhs_shape[:2], window_strides, rhs_shape[2], rhs_shape[3], onednn):
+    patches = functools.partial(use_patches, out_hw, rhs_shape[:2], window_strides,
+                                rhs_shape[2], rhs_shape[3])
+    if patches(onednn=True):  # patches with or without oneDNN: asks no library to load
         return "patches", pads, None
-    return ("onednn" if onednn else "xla"), pads, None
+    if onednn_takes(rhs_shape, pads, rhs_dilation, dtype):
+        return "onednn", pads, None
+    return ("patches" if patches() else "xla"), pads, None
 
 
 def onednn_takes(kernel_shape: Sequence[int], pads, rhs_dilation, dtype) -> bool:

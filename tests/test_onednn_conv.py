@@ -175,3 +175,30 @@ def test_without_a_compiler_the_rule_falls_back_to_xla_with_one_warning(tmp_path
     warnings = [line for line in done.stderr.splitlines() if "oneDNN convolutions unavailable" in line]
     assert len(warnings) == 1 and "no C++ compiler" in warnings[0]
     assert not list(tmp_path.rglob("*.so"))
+
+
+@needs_onednn
+def test_a_step_loaded_whole_from_the_executable_cache_finds_the_handlers(tmp_path):
+    """A second launch loads its steps without tracing them (training/executable_cache.py),
+    so nothing would register the handlers: the cache registers them for a step that calls
+    them. Here the loading process has not imported onednn_conv before."""
+    from training import executable_cache
+
+    step = jax.jit(lambda x, k: onednn_conv.conv(x, k, (1, 1), ((1, 1), (1, 1))))
+    x, k = jnp.ones((2, 8, 8, 4)), jnp.ones((3, 3, 4, 4))
+    want = executable_cache.CachedStep(step, tmp_path, "onednn")(x, k)
+    script = (
+        "import sys, jax.numpy as jnp\n"
+        "from training import executable_cache\n"
+        "class NoTrace:\n"
+        "    def lower(self, *_): raise AssertionError('traced')\n"
+        "y = executable_cache.CachedStep(NoTrace(), __import__('pathlib').Path(sys.argv[1]),"
+        " 'onednn')(jnp.ones((2, 8, 8, 4)), jnp.ones((3, 3, 4, 4)))\n"
+        "assert 'models.onednn_conv' in sys.modules\n"
+        "print(float(y.sum()))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) == float(want.sum())
+    assert "unreadable" not in done.stderr

@@ -109,6 +109,7 @@ def load(path: Path):
         return None
     try:
         payload, in_tree, out_tree, device_ids = pickle.loads(path.read_bytes())
+        _register_ffi_targets(payload)
         by_id = {d.id: d for d in jax.devices()}
         return serialize_executable.deserialize_and_load(
             payload, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids])
@@ -117,6 +118,16 @@ def load(path: Path):
               "compiling again", file=sys.stderr)
         path.unlink(missing_ok=True)
         return None
+
+
+def _register_ffi_targets(payload: bytes) -> None:
+    """A step calling oneDNN's convolutions (models/onednn_conv.py) needs their handlers
+    registered before it loads ("No FFI handler registered" otherwise); a traced step
+    registers them while tracing, a loaded one is never traced."""
+    from models import onednn_conv
+
+    if any(name.encode() in payload for name in onednn_conv.TARGETS.values()):
+        onednn_conv.available()
 
 
 def save(path: Path, compiled) -> None:
