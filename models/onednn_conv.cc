@@ -79,10 +79,10 @@ memory Scratchpad(const memory::desc& desc) {
 }
 
 // `hwio` itself when the primitive takes HWIO, else a copy in its layout.
-memory KernelFor(const memory::desc& wanted, const memory& hwio, dnnl::stream& stream) {
+memory KernelFor(const memory::desc& wanted, memory hwio, dnnl::stream& stream) {
   if (wanted == hwio.get_desc()) return hwio;
   memory blocked(wanted, Engine());
-  dnnl::reorder(hwio, blocked).execute(stream, const_cast<memory&>(hwio), blocked);
+  dnnl::reorder(hwio, blocked).execute(stream, hwio, blocked);
   return blocked;
 }
 
