@@ -382,6 +382,9 @@ def choose(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides, p
         return forced, pads, largest_chunk(lhs_shape[0], out_hw)
     if forced == "banded":
         return forced, pads, banded_block(out_hw[1])
+    if forced == "onednn":  # where oneDNN cannot run it, XLA's convolution
+        return ("onednn" if onednn_takes(rhs_shape, pads, rhs_dilation, dtype) else "xla"), \
+            pads, None
     if forced != "auto" or jax.default_backend() != "cpu":
         return ("xla" if forced == "auto" else forced), pads, None
     padded_w = lhs_shape[2] + sum(pads[1])
@@ -426,9 +429,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     dtype = lhs.dtype if rhs.dtype == lhs.dtype and preferred_element_type in (
         None, lhs.dtype) else None
     kind, pads, size = choose(lhs.shape, rhs.shape, window_strides, padding, rhs_dilation, dtype)
-    if kind == "onednn" and onednn_takes(rhs.shape, pads, rhs_dilation, dtype):
+    if kind == "onednn":
         return onednn_conv.conv(lhs, rhs, window_strides, pads)
-    if kind in ("xla", "onednn") or (kind == "chunked_dw" and preferred_element_type is not None):
+    if kind == "xla" or (kind == "chunked_dw" and preferred_element_type is not None):
         return xla()
     if kind == "chunked_dw":
         return xla_conv_chunked_dw(lhs, rhs, window_strides, pads, rhs_dilation, precision,
