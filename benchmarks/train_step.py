@@ -1,9 +1,10 @@
 """Train-step benchmark: convjax's compiled SGD-momentum step against a PyTorch twin, measured
-in the same process, interleaved.
+in the same run, interleaved.
 
     uv run python -m benchmarks.train_step [--models lenet5,resnet18] [--batch N]
         [--input HxWxC] [--dtype float32|bfloat16] [--peer torch|none] [--steps N]
-        [--rounds R] [--lowerings auto|xla|patches[,...]] [--devices 1[,2,...]] [--json OUT]
+        [--rounds R] [--lowerings auto|xla|patches[,...]] [--devices 1[,2,...]]
+        [--peer-process auto|separate|same] [--json OUT]
 
 Per model (defaults on CPU: lenet5 b128 32x32x1, resnet20_cifar b128 32x32x3, resnet18 b32
 64x64x3, resnet50 b16 224x224x3) it builds convjax's step as the trainer does (base config,
@@ -11,7 +12,10 @@ SGD momentum 0.9, `training.state.create`, `training.optim.make_optimizer`, jit 
 donated) and, with `--peer torch`, the twin of benchmarks/torch_twins.py (equal parameter
 count) with `torch.optim.SGD(momentum=0.9)`, eager and `torch.compile`d, NCHW and
 channels-last. After a warm-up, `--rounds` rounds each run every variant for `--steps` steps
-in turn (so machine noise hits all of them alike), timing each step.
+in turn (so machine noise hits all of them alike), timing each step. On a CPU the twin runs
+in a process of its own, driven round by round (benchmarks/peer_process.py says why: the two
+libraries' OpenMP teams slowed PyTorch's steps 15-35% in one process); `--peer-process same`
+runs it in convjax's.
 
 Reported per variant: compile seconds (convjax: lower + compile; torch.compile: the first
 steps' time above a steady one), the train-step time in ms (median of the round medians, and
@@ -28,9 +32,9 @@ mesh of two (on a CPU: the cores made into two XLA CPU devices, each running its
 batch on its own instead of every operation sharing both cores).
 
 JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
-"peak_flops_per_s", "torch": version or null, "peer_note", "models": [{"model", "batch",
-"input", "params", "peer_params", "flops_per_step", "runs": {variant: {"compile_s",
-"step_ms", "step_ms_p25", "step_ms_p75", "step_ms_min", "step_ms_max", "round_ms",
+"peak_flops_per_s", "torch": version or null, "peer_note", "peer_process", "models":
+[{"model", "batch", "input", "params", "peer_params", "flops_per_step", "runs": {variant:
+{"compile_s", "step_ms", "step_ms_p25", "step_ms_p75", "step_ms_min", "step_ms_max", "round_ms",
 "examples_per_s", "flops_per_s", "fraction_of_peak", "peak_memory_bytes", ...}},
 "best_peer", "ratio": {convjax variant: ratio}}]}.
 Speed claims live here as ratios against the peer measured in the same run, never in tests.
@@ -76,7 +80,10 @@ when inductor's on-disk cache is warm.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import importlib.metadata
+import importlib.util
 import json
 import os
 import statistics
@@ -90,6 +97,7 @@ import numpy as np
 
 import models
 from errors import UserError
+from benchmarks import peer_process
 from models import conv_lowering, remat
 
 # name -> (batch, (H, W, C)) of the CPU benchmark
@@ -112,13 +120,15 @@ class Case:
 @dataclasses.dataclass
 class Runner:
     """One variant: `step()` runs one train step to completion; `setup()` (if any) runs
-    before each of its rounds (PyTorch's thread count is process-wide)."""
+    before each of its rounds (PyTorch's thread count is process-wide); `timed_round(steps)`,
+    where set, runs and times a round elsewhere (the peer's own process) instead."""
     name: str
-    step: Callable[[], None]
+    step: Callable[[], None] | None
     compile_s: float
     extra: dict = dataclasses.field(default_factory=dict)
     setup: Callable[[], None] | None = None
     state: Callable[[], object] | None = None  # convjax's train state now (for tests)
+    timed_round: Callable[[int], list[float]] | None = None
     times: list = dataclasses.field(default_factory=list)
     rounds: list = dataclasses.field(default_factory=list)
 
@@ -223,14 +233,16 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False,
 # PyTorch
 
 
-def torch_or_reason():
-    """(torch module, None) or (None, why the peer is skipped)."""
+def torch_version_or_reason() -> tuple[str | None, str | None]:
+    """(PyTorch's version, None) or (None, why the peer is skipped). Not imported here: in
+    its own process (benchmarks/peer_process.py) the peer is the only one to load it."""
     try:
-        import torch
-    except ImportError:
+        if importlib.util.find_spec("torch") is None:
+            raise ModuleNotFoundError
+        return importlib.metadata.version("torch"), None
+    except (ModuleNotFoundError, importlib.metadata.PackageNotFoundError):
         return None, ("PyTorch is not installed: the peer is skipped (`uv sync --group bench` "
                       "installs it; PyPI's Linux wheel is a CUDA build of several GB)")
-    return torch, None
 
 
 def torch_runners(case: Case, warmup: int, variants: list[str],
@@ -295,11 +307,11 @@ def _warm_up(run: Callable[[], None], warmup: int) -> float:
     for _ in range(warmup):
         run()
     first = time.perf_counter() - start
-    steady = min(_timed(run) for _ in range(max(1, warmup)))
+    steady = min(timed(run) for _ in range(max(1, warmup)))
     return max(0.0, first - warmup * steady)
 
 
-def _timed(run: Callable[[], None]) -> float:
+def timed(run: Callable[[], None]) -> float:
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
@@ -316,7 +328,7 @@ def peak_flops_per_s(dtype: str, repeats: int = 5) -> float:
     a = jax.random.normal(jax.random.key(0), (n, n), DTYPES[dtype])
     matmul = jax.jit(lambda a, b: a @ b)
     jax.block_until_ready(matmul(a, a))
-    best = min(_timed(lambda: jax.block_until_ready(matmul(a, a))) for _ in range(repeats))
+    best = min(timed(lambda: jax.block_until_ready(matmul(a, a))) for _ in range(repeats))
     return 2 * n ** 3 / best
 
 
@@ -324,9 +336,12 @@ def interleave(runners: list[Runner], rounds: int, steps: int) -> None:
     """`rounds` rounds; in each, every runner runs `steps` timed steps in turn."""
     for _ in range(rounds):
         for r in runners:
-            if r.setup:
-                r.setup()
-            times = [_timed(r.step) for _ in range(steps)]
+            if r.timed_round:
+                times = r.timed_round(steps)
+            else:
+                if r.setup:
+                    r.setup()
+                times = [timed(r.step) for _ in range(steps)]
             r.times += times
             r.rounds.append(statistics.median(times))
 
@@ -363,11 +378,17 @@ def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
     for r in runners:
         _warm_up(r.step, args.warmup)
     notes = {}
-    if torch_ok:
-        peers, notes = torch_runners(case, args.warmup, args.peer_variants,
-                                     args.torch_threads)
-        runners += peers
-    interleave(runners, args.rounds, args.steps)
+    with contextlib.ExitStack() as stack:
+        if torch_ok and args.peer_process == "separate":
+            peer = stack.enter_context(peer_process.PeerProcess(
+                case, args.warmup, args.peer_variants, args.torch_threads))
+            runners += peer.runners()
+            notes = peer.notes
+        elif torch_ok:
+            peers, notes = torch_runners(case, args.warmup, args.peer_variants,
+                                         args.torch_threads)
+            runners += peers
+        interleave(runners, args.rounds, args.steps)
     flops = runners[0].extra["flops_per_step"]
     runs = {r.name: summarize(r, case, flops, peak) for r in runners}
     peer_names = [r.name for r in runners if r.name.startswith("torch")]
@@ -422,6 +443,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--input", default=None, help="HxWxC input for every model")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
     p.add_argument("--peer", choices=("torch", "none"), default="torch")
+    p.add_argument("--peer-process", choices=("auto", "separate", "same"), default="auto",
+                   help="where the PyTorch peer runs: its own process, rounds still "
+                        "alternating (separate), or convjax's (same); auto: separate on a "
+                        "CPU, where the two would share libgomp, same elsewhere")
     p.add_argument("--peer-variants", default="eager,eager_cl,compile,compile_cl",
                    help="PyTorch variants: eager, eager_cl, compile, compile_cl")
     p.add_argument("--torch-threads", default=None,
@@ -443,6 +468,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.models = [m for m in args.models.split(",") if m]
     args.lowerings = args.lowerings.split(",")
     args.peer_variants = args.peer_variants.split(",")
+    if args.peer_process == "auto":
+        args.peer_process = "separate" if jax.default_backend() == "cpu" else "same"
     for name in args.lowerings:
         if name not in conv_lowering.LOWERINGS:
             raise UserError(f"--lowerings: {name!r} is not one of "
@@ -497,18 +524,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     todo = cases(args)
     ensure_devices(max(args.devices))
-    torch, note = torch_or_reason() if args.peer == "torch" else (None, "--peer none")
-    if args.peer == "torch" and torch is None:
+    torch_version, note = (torch_version_or_reason() if args.peer == "torch"
+                           else (None, "--peer none"))
+    if args.peer == "torch" and torch_version is None:
         print(f"note: {note}", file=sys.stderr)
     peak = peak_flops_per_s(args.dtype)
     device = jax.devices()[0]
     print(f"{jax.default_backend()} ({device.device_kind}), {args.dtype}; matmul peak "
           f"{peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {args.steps} steps"
-          + (f"; torch {torch.__version__}" if torch else ""),
+          + (f"; torch {torch_version}" if torch_version else ""),
           flush=True)
     entries = []
     for case in todo:
-        entries.append(bench_model(case, args, peak, torch is not None))
+        entries.append(bench_model(case, args, peak, torch_version is not None))
         print_table(entries[-1])
         mem = entries[-1]["runs"][f"convjax[{args.lowerings[0]}]"]["peak_memory_bytes"]
         print(f"  FLOPs/step {entries[-1]['flops_per_step'] or 0:.3g}; peak device memory "
@@ -516,8 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         result = {"backend": jax.default_backend(), "device": device.device_kind,
                   "dtype": args.dtype, "rounds": args.rounds, "steps_per_round": args.steps,
-                  "peak_flops_per_s": peak, "torch": torch.__version__ if torch else None,
-                  "peer_note": note, "models": entries}
+                  "peak_flops_per_s": peak, "torch": torch_version,
+                  "peer_note": note, "peer_process": args.peer_process, "models": entries}
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
         plot(result, os.path.splitext(args.json)[0] + ".png")

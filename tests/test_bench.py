@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from flax import nnx
@@ -75,6 +78,28 @@ def test_harness_runs_lenet5_end_to_end_and_writes_its_json(tmp_path, capsys):
         assert len(run["round_ms"]) == 1
     assert "convjax[auto]" in capsys.readouterr().out
     assert (tmp_path / "bench.png").stat().st_size > 0  # the table as a picture
+
+
+@pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"), reason="a PyTorch peer process (.ci/run runs it)")
+def test_on_a_cpu_the_peer_runs_its_rounds_in_its_own_process(tmp_path):
+    """The parent never loads PyTorch (whose OpenMP team would share libgomp with convjax's
+    oneDNN convolutions); the child's rounds still come back, one per round, as the peer's."""
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    argv = ["--models", "lenet5", "--batch", "8", "--steps", "2", "--rounds", "2",
+            "--warmup", "1", "--peer-variants", "eager", "--torch-threads", "1",
+            "--json", str(out)]
+    code = ("import sys; from benchmarks import train_step; "
+            f"assert train_step.main({argv!r}) == 0; "
+            "assert 'torch' not in sys.modules, 'the parent process loaded torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600,
+                   cwd=Path(__file__).resolve().parents[1])
+    result = json.loads(out.read_text())
+    assert result["peer_process"] == "separate" and result["torch"]
+    (entry,) = result["models"]
+    assert entry["best_peer"] == "torch[eager,t1]" and entry["peer_params"] == 61_706
+    assert len(entry["runs"]["torch[eager,t1]"]["round_ms"]) == 2
+    assert set(entry["ratio"]) == {"convjax[auto]"}
 
 
 @pytest.mark.parametrize("argv", [["--models", "no_such_net"], ["--input", "32x32"],

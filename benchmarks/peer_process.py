@@ -1,0 +1,78 @@
+"""The PyTorch peer of benchmarks/train_step.py in a process of its own, driven round by round.
+
+Why: PyTorch and convjax's oneDNN convolutions (models/onednn_conv.py) both run on the
+system's libgomp. Once both had run OpenMP teams in one process, PyTorch's steps were 15-35%
+slower than in a process of their own (ResNet-20 b128, torch.compile channels-last: 156-171 ms
+after convjax's XLA-only step, 176-218 ms after its oneDNN step;
+benchmarks/results/train_step_cpu_2core_onednn_separate_processes.json), which flattered the
+ratio. Here each library has its process to itself, and the rounds still alternate with
+convjax's (never overlapping: the parent waits for each), so machine noise hits both alike.
+Each step is timed in the child, as it would be in the parent, without the pipe's latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+from multiprocessing.connection import Connection
+
+
+def _serve(conn: Connection, case_fields: tuple, warmup: int, variants: list[str],
+           threads: list[int]) -> None:
+    """The child: builds and warms up the twin's variants, says what it built, then runs
+    (variant, steps) requests until it receives None."""
+    from benchmarks import train_step
+
+    case = train_step.Case(*case_fields)  # fields, not the object: its class may be __main__'s
+    runners, notes = train_step.torch_runners(case, warmup, variants, threads)
+    conn.send(([(r.name, r.compile_s, r.extra) for r in runners], notes))
+    by_name = {r.name: r for r in runners}
+    while (request := conn.recv()) is not None:
+        name, steps = request
+        runner = by_name[name]
+        if runner.setup:
+            runner.setup()
+        conn.send([train_step.timed(runner.step) for _ in range(steps)])
+
+
+class PeerProcess:
+    """The twin's runners in a spawned child (a fresh interpreter: no libgomp team, no JAX
+    backend inherited). Use as a context manager; `runners()` are the parent's handles."""
+
+    def __init__(self, case, warmup: int, variants: list[str], threads: list[int]):
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, daemon=True,
+                                        args=(child, dataclasses.astuple(case), warmup,
+                                              variants, threads))
+        self._process.start()
+        child.close()
+        try:
+            self._built, self.notes = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the PyTorch peer's process exited "
+                               f"(status {self._process.exitcode}) before it was built") from None
+
+    def runners(self) -> list:
+        """One Runner per variant the child built; its rounds run in the child."""
+        from benchmarks.train_step import Runner
+
+        return [Runner(name, step=None, compile_s=compile_s, extra=extra,
+                       timed_round=lambda steps, name=name: self._round(name, steps))
+                for name, compile_s, extra in self._built]
+
+    def _round(self, name: str, steps: int) -> list[float]:
+        self._conn.send((name, steps))
+        return self._conn.recv()
+
+    def __enter__(self) -> "PeerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
