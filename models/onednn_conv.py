@@ -6,13 +6,13 @@ both are 1.5-3x slower than oneDNN at the shapes of the notes' small networks (b
 + both gradients, ms, Eigen -> oneDNN: ResNet-20's 32x32x16 32.2 -> 10.6, 16x16x32 14.6 -> 6.8,
 8x8x64 12.1 -> 8.3). jaxlib links a oneDNN of its own but hands it no convolution, and no
 Python package wraps oneDNN for JAX; the `onednn-cpu-gomp` wheels ship the library and its
-headers. So onednn_conv.cc (three short handlers: forward, input gradient, weight gradient)
-is compiled on first use, against those headers and jaxlib's FFI headers, into the user's
-cache (`library_path`), and later processes only load it. Without a C++ compiler or the
+headers. So onednn_conv.cc (short handlers: forward, input gradient, weight gradient, both
+gradients in one call) is compiled on first use, against those headers and jaxlib's FFI
+headers, into the user's cache (`library_path`), and later processes only load it. Without a C++ compiler or the
 wheels, `available()` is False, says why in `unavailable_reason()`, and `auto` keeps XLA's
 convolutions.
 
-The three calls are bilinear and each one's gradient is the other two (below), so gradients
+The calls are bilinear and each one's gradient is made of the others (below), so gradients
 of any order work in reverse mode; forward mode (`jax.jvp`) does not (`jax.custom_vjp`). Under
 a mesh (the trainer's steps trace under one) each device convolves its slice of the batch
 (`shard_map`), since XLA's partitioner would otherwise gather a custom call's whole batch.
@@ -21,6 +21,7 @@ a mesh (the trainer's steps trace under one) each device convolves its slice of 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -33,11 +34,12 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jax.sharding import PartitionSpec as P
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
 TARGETS = {"forward": "ConvjaxOnednnForward", "input_gradient": "ConvjaxOnednnInputGradient",
-           "weight_gradient": "ConvjaxOnednnWeightGradient"}
+           "weight_gradient": "ConvjaxOnednnWeightGradient", "gradients": "ConvjaxOnednnGradients"}
 _unavailable: list[str] = []  # why the library could not be loaded, once tried
 
 
@@ -112,19 +114,20 @@ def unavailable_reason() -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The three bilinear calls. `pads` is ((top, bottom), (left, right)); every static argument is
+# The bilinear calls. `pads` is ((top, bottom), (left, right)); every static argument is
 # a tuple of ints, so the calls are hashable for custom_vjp.
 
 
-def _call(which: str, out_shape, a: jax.Array, b: jax.Array, strides, pads) -> jax.Array:
+def _call(which: str, out_shapes, operands, strides, pads) -> list[jax.Array]:
+    """The `which` handler on `operands`: one result per shape of `out_shapes`."""
     if not available():  # also registers the handlers, before the first program uses them
         raise RuntimeError(f"oneDNN convolutions are unavailable: {unavailable_reason()}")
     (top, bottom), (left, right) = pads
     attrs = dict(stride_h=strides[0], stride_w=strides[1], pad_top=top, pad_bottom=bottom,
                  pad_left=left, pad_right=right)
-    return jax.ffi.ffi_call(TARGETS[which], jax.ShapeDtypeStruct(out_shape, a.dtype),
-                            vmap_method="sequential")(
-        a, b, **{name: np.int64(value) for name, value in attrs.items()})
+    results = [jax.ShapeDtypeStruct(shape, operands[0].dtype) for shape in out_shapes]
+    return jax.ffi.ffi_call(TARGETS[which], results, vmap_method="sequential")(
+        *operands, **{name: np.int64(value) for name, value in attrs.items()})
 
 
 def output_shape(lhs_shape, kernel_shape, strides, pads) -> tuple[int, ...]:
@@ -137,32 +140,59 @@ def output_shape(lhs_shape, kernel_shape, strides, pads) -> tuple[int, ...]:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def forward(lhs: jax.Array, rhs: jax.Array, strides, pads) -> jax.Array:
     """The NHWC x HWIO -> NHWC convolution."""
-    return _call("forward", output_shape(lhs.shape, rhs.shape, strides, pads), lhs, rhs,
-                 strides, pads)
+    (out,) = _call("forward", [output_shape(lhs.shape, rhs.shape, strides, pads)], (lhs, rhs),
+                   strides, pads)
+    return out
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def input_gradient(cotangent, rhs, strides, pads, lhs_shape) -> jax.Array:
     """d<forward(lhs, rhs), cotangent>/d lhs, for an input of `lhs_shape`."""
-    return _call("input_gradient", lhs_shape, cotangent, rhs, strides, pads)
+    (out,) = _call("input_gradient", [lhs_shape], (cotangent, rhs), strides, pads)
+    return out
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def weight_gradient(lhs, cotangent, strides, pads, rhs_shape) -> jax.Array:
     """d<forward(lhs, rhs), cotangent>/d rhs, for a kernel of `rhs_shape`."""
-    return _call("weight_gradient", rhs_shape, lhs, cotangent, strides, pads)
+    (out,) = _call("weight_gradient", [rhs_shape], (lhs, cotangent), strides, pads)
+    return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def gradients(lhs, cotangent, rhs, strides, pads) -> tuple[jax.Array, jax.Array]:
+    """(input_gradient, weight_gradient) in one call: the second reads the cotangent while it
+    is still in cache (ResNet-20's 3x3 gradients at b128: 72 ms against 82 ms as two calls)."""
+    dlhs, drhs = _call("gradients", [lhs.shape, rhs.shape], (lhs, cotangent, rhs), strides,
+                       pads)
+    return dlhs, drhs
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class _Wanted:
+    """Which operands of `forward` are differentiated (static: part of the residuals' tree).
+    A network's first layer needs no input gradient, a frozen layer no weight gradient."""
+    lhs: bool
+    rhs: bool
 
 
 # <forward(x, k), g> = <x, input_gradient(g, k)> = <k, weight_gradient(x, g)>: each call's
 # gradient with respect to either operand is one of the other two.
 def _forward_fwd(lhs, rhs, strides, pads):
-    return forward(lhs, rhs, strides, pads), (lhs, rhs)
+    # symbolic zeros: lhs and rhs come as CustomVJPPrimal, which says whether each is perturbed
+    wanted = _Wanted(lhs.perturbed, rhs.perturbed)
+    return forward(lhs.value, rhs.value, strides, pads), (lhs.value, rhs.value, wanted)
 
 
 def _forward_bwd(strides, pads, saved, g):
-    lhs, rhs = saved
-    return (input_gradient(g, rhs, strides, pads, lhs.shape),
-            weight_gradient(lhs, g, strides, pads, rhs.shape))
+    lhs, rhs, wanted = saved
+    if isinstance(g, SymbolicZero):
+        return None, None
+    if wanted.lhs and wanted.rhs:
+        return gradients(lhs, g, rhs, strides, pads)
+    return (input_gradient(g, rhs, strides, pads, lhs.shape) if wanted.lhs else None,
+            weight_gradient(lhs, g, strides, pads, rhs.shape) if wanted.rhs else None)
 
 
 def _input_gradient_fwd(cotangent, rhs, strides, pads, lhs_shape):
@@ -183,9 +213,23 @@ def _weight_gradient_bwd(strides, pads, rhs_shape, saved, g):
     return input_gradient(cotangent, g, strides, pads, lhs.shape), forward(lhs, g, strides, pads)
 
 
-forward.defvjp(_forward_fwd, _forward_bwd)
+def _gradients_fwd(lhs, cotangent, rhs, strides, pads):
+    return gradients(lhs, cotangent, rhs, strides, pads), (lhs, cotangent, rhs)
+
+
+def _gradients_bwd(strides, pads, saved, g):
+    # the two calls' gradients (above), summed where both reach the cotangent
+    lhs, cotangent, rhs = saved
+    g_lhs, g_rhs = g
+    return (input_gradient(cotangent, g_rhs, strides, pads, lhs.shape),
+            forward(g_lhs, rhs, strides, pads) + forward(lhs, g_rhs, strides, pads),
+            weight_gradient(g_lhs, cotangent, strides, pads, rhs.shape))
+
+
+forward.defvjp(_forward_fwd, _forward_bwd, symbolic_zeros=True)
 input_gradient.defvjp(_input_gradient_fwd, _input_gradient_bwd)
 weight_gradient.defvjp(_weight_gradient_fwd, _weight_gradient_bwd)
+gradients.defvjp(_gradients_fwd, _gradients_bwd)
 
 
 def conv(lhs: jax.Array, rhs: jax.Array, strides, pads) -> jax.Array:

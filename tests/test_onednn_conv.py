@@ -76,6 +76,25 @@ def test_forward_and_both_gradients_equal_lax(hwc, kernel, cout, strides, pads):
 
 
 @needs_onednn
+@pytest.mark.parametrize("argnums,targets", [
+    ((0, 1), {"ConvjaxOnednnGradients"}),  # both in one call
+    ((1,), {"ConvjaxOnednnWeightGradient"}),  # a first layer: its input is data
+    ((0,), {"ConvjaxOnednnInputGradient"}),  # a frozen layer
+])
+def test_a_gradient_runs_only_the_calls_it_needs(argnums, targets):
+    x, k = _operands((9, 8, 5), 3, 4)
+    strides, pads = (1, 2), ((1, 1), (2, 0))
+    loss = lambda conv: lambda x, k: jnp.sum(jnp.sin(conv(x, k)))
+    ours = jax.jit(jax.grad(loss(lambda x, k: onednn_conv.conv(x, k, strides, pads)), argnums))
+    called = {name for name in onednn_conv.TARGETS.values()
+              if f"@{name}(" in ours.lower(x, k).as_text()} - {"ConvjaxOnednnForward"}
+    assert called == targets
+    want = jax.grad(loss(_reference(strides, pads)), argnums)(x, k)
+    for a, b in zip(want, ours(x, k)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+
+
+@needs_onednn
 def test_second_order_gradients_equal_lax():
     """Each call's gradient is one of the other two, so a gradient of a gradient (a gradient
     penalty, say) is oneDNN's too and equals XLA's."""
