@@ -46,7 +46,10 @@ JAX when the cores are shared, which flatters the ratio):
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
 (through launch.py, hence with 2 MiB pages: training/huge_pages.py; the latest run,
-train_step_cpu_2core_quiet_rerun.json, the same programs that afternoon: lenet5 0.94,
+`--steps 10 --rounds 5` with PyTorch's 2 threads only, train_step_cpu_2core_peer_process.json:
+oneDNN's convolutions, PyTorch in its own process, lenet5 0.88, resnet20_cifar 1.12 (182 ms
+against 163 for torch.compile channels-last), resnet18 0.84; before oneDNN,
+train_step_cpu_2core_quiet_rerun.json: lenet5 0.94,
 resnet20_cifar 2.63, resnet18 1.03 (convjax 184 ms against 178 for PyTorch eager, 2 threads);
 before it, with `--devices 1,2`: benchmarks/results/train_step_cpu_2core_pools_c5.json, ratios
 lenet5 0.95, resnet20_cifar 2.51, resnet18 1.23 on one device, 1.17 / 2.41 / 1.60 data
@@ -578,8 +581,11 @@ def plot(result: dict, out: str) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("step time / best PyTorch" if entry.get("best_peer") else "step ms")
         ax.set_title(f"{entry['model']} (b{entry['batch']}, {entry['input']})", fontsize=10)
+    where = {"separate": "; PyTorch in its own process",
+             "same": "; PyTorch in the same process"}.get(result.get("peer_process"), "")
     fig.suptitle(f"train step, {result['backend']} {result['dtype']}, medians of "
-                 f"{result['rounds']} rounds x {result['steps_per_round']} steps", fontsize=10)
+                 f"{result['rounds']} rounds x {result['steps_per_round']} steps{where}",
+                 fontsize=10)
     fig.savefig(out)
 
 
