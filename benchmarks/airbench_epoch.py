@@ -1,8 +1,10 @@
 """Epoch-time benchmark of the CIFAR speed run: convjax's compiled airbench94 step against its
-PyTorch twin (benchmarks/airbench_twin.py), interleaved in one process.
+PyTorch twin (benchmarks/airbench_twin.py), interleaved epoch by epoch (on a CPU the twin in a
+process of its own: benchmarks/peer_process.py).
 
     uv run python -m benchmarks.airbench_epoch [--examples N] [--batch B] [--rounds R]
-        [--torch-threads 1,2] [--peer torch|none] [--json OUT]
+        [--torch-threads 1,2] [--peer torch|none] [--peer-process auto|separate|same]
+        [--json OUT]
 
 Both sides train the recipe's step of experiments/airbench_cifar.py (label smoothing 0.2,
 Nesterov SGD momentum 0.85, its lr and weight decay) on random CIFAR-shaped data held on the
@@ -18,7 +20,12 @@ Reported (and in JSON): per variant the median epoch seconds over the rounds, ev
 seconds, ms per step and examples/s; the trainable parameter counts of both (equal: the test
 checks it); `ratio` = convjax epoch time / best PyTorch epoch time.
 
-Measured (benchmarks/results/airbench_epoch_cpu_2core.json): `--examples 1024 --batch 256
+Latest (benchmarks/results/airbench_epoch_cpu_2core_peer_process.json): `--examples 1024
+--batch 256 --rounds 3 --torch-threads 1,2` on the quiet 2-core CPU, oneDNN's convolutions
+(models/onednn_conv.py), the twin in its own process: convjax 3.35 s an epoch (rounds
+3.26/3.35/3.94), PyTorch eager channels-last 3.22 s with 2 threads, 5.75 s with 1: ratio 1.04.
+
+Earlier (benchmarks/results/airbench_epoch_cpu_2core.json): `--examples 1024 --batch 256
 --rounds 3 --torch-threads 1,2` on the 2-core CPU shared with other jobs (load average 5-9),
 torch 2.13 CPU, so only the ratio means anything (PyTorch's 2-thread runs suffer most from the
 sharing). Median epoch seconds (4 steps of 256): convjax 14.86 (rounds 14.65/16.93/14.86),
@@ -41,6 +48,7 @@ s (2 threads): ratio 1.40. The option alone, convjax only, one process each (`--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -52,6 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import models
+from benchmarks import peer_process, train_step
 from errors import UserError
 from models import conv_lowering
 
@@ -157,14 +166,23 @@ def torch_epoch(c, images: np.ndarray, labels: np.ndarray, threads: int | None):
     return run_epoch, airbench_twin.count_params(model), setup
 
 
+def torch_runners(c, images: np.ndarray, labels: np.ndarray, thread_counts: list[int] | None):
+    """The twin's epoch per intra-op thread count, each warmed up by one epoch, as
+    benchmarks/train_step.py's `Runner`s (one step = one epoch), and no notes."""
+    import torch
+
+    from benchmarks.train_step import Runner, timed
+
+    runners = []
+    for threads in thread_counts or [None]:
+        name = f"torch[eager_cl,t{threads or torch.get_num_threads()}]"
+        run, params, setup = torch_epoch(c, images, labels, threads)
+        runners.append(Runner(name, run, timed(run), {"params": params}, setup))
+    return runners, {}
+
+
 # ---------------------------------------------------------------------------------------------
 # Measuring
-
-
-def _timed(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def measure(args) -> dict:
@@ -176,45 +194,36 @@ def measure(args) -> dict:
     host_labels = rng.integers(0, NUM_CLASSES, args.examples).astype(np.int32)
     images, labels = jax.device_put(host_images), jax.device_put(host_labels)
 
-    variants = {}  # name -> (run_epoch, setup)
-    start = time.perf_counter()
     run, params = convjax_epoch(c, images, labels)
-    run()  # compiles
-    compile_s = {"convjax": time.perf_counter() - start}
-    variants["convjax"] = (run, None)
-    peer_params, torch_version = None, None
-    if args.peer == "torch":
-        try:
-            import torch
-        except ImportError:
-            print("PyTorch is not installed: the peer is skipped", file=sys.stderr)
-        else:
-            torch_version = torch.__version__
-            for threads in args.torch_threads or [None]:
-                name = f"torch[eager_cl,t{threads or torch.get_num_threads()}]"
-                run_t, peer_params, setup = torch_epoch(c, host_images, host_labels, threads)
-                compile_s[name] = _timed(run_t)  # warm-up epoch
-                variants[name] = (run_t, setup)
-
-    rounds = {name: [] for name in variants}
-    for _ in range(args.rounds):
-        for name, (run, setup) in variants.items():
-            if setup:
-                setup()
-            rounds[name].append(_timed(run))
+    runners = [train_step.Runner("convjax", run, train_step.timed(run))]  # compiles
+    torch_version, note = (train_step.torch_version_or_reason() if args.peer == "torch"
+                           else (None, "--peer none"))
+    if args.peer == "torch" and torch_version is None:
+        print(f"note: {note}", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        peer_args = (c, host_images, host_labels, args.torch_threads)
+        if torch_version and args.peer_process == "separate":
+            peer = stack.enter_context(peer_process.PeerProcess(torch_runners, *peer_args))
+            runners += peer.runners()
+        elif torch_version:
+            runners += torch_runners(*peer_args)[0]
+        train_step.interleave(runners, args.rounds, steps=1)  # a round: one epoch each
     steps = args.examples // args.batch
     runs = {}
-    for name, seconds in rounds.items():
-        epoch_s = statistics.median(seconds)
-        runs[name] = {"epoch_s": epoch_s, "round_s": seconds, "step_ms": epoch_s / steps * 1e3,
-                      "examples_per_s": steps * args.batch / epoch_s,
-                      "first_epoch_s": compile_s[name]}
+    for r in runners:
+        epoch_s = statistics.median(r.rounds)
+        runs[r.name] = {"epoch_s": epoch_s, "round_s": r.rounds,
+                        "step_ms": epoch_s / steps * 1e3,
+                        "examples_per_s": steps * args.batch / epoch_s,
+                        "first_epoch_s": r.compile_s}
     peers = [n for n in runs if n.startswith("torch")]
     best = min(peers, key=lambda n: runs[n]["epoch_s"]) if peers else None
     return {"backend": jax.default_backend(), "device": str(jax.devices()[0]),
-            "torch": torch_version, "examples": args.examples, "batch": args.batch,
+            "torch": torch_version, "peer_process": args.peer_process,
+            "examples": args.examples, "batch": args.batch,
             "steps_per_epoch": steps, "rounds": args.rounds, "params": params,
-            "peer_params": peer_params, "runs": runs, "best_peer": best,
+            "peer_params": next((r.extra["params"] for r in runners[1:]), None),
+            "runs": runs, "best_peer": best,
             "ratio": runs["convjax"]["epoch_s"] / runs[best]["epoch_s"] if best else None}
 
 
@@ -226,6 +235,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=256 if on_cpu else 1024)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--peer", choices=("torch", "none"), default="torch")
+    p.add_argument("--peer-process", choices=("auto", "separate", "same"), default="auto",
+                   help="where the PyTorch peer runs (benchmarks/train_step.py's flag): auto, "
+                        "its own process on a CPU")
     p.add_argument("--torch-threads", default=None,
                    help="PyTorch intra-op thread counts to try, e.g. 1,2 (default: torch's)")
     p.add_argument("--json", type=Path, default=None)
@@ -235,6 +247,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                               if args.torch_threads else None)
     except ValueError:
         raise UserError(f"--torch-threads {args.torch_threads!r} is not a list like 1,2") from None
+    if args.peer_process == "auto":
+        args.peer_process = "separate" if on_cpu else "same"
     if min(args.examples, args.batch, args.rounds) < 1:
         raise UserError("--examples, --batch and --rounds must be positive")
     return args

@@ -1,4 +1,5 @@
-"""The PyTorch peer of benchmarks/train_step.py in a process of its own, driven round by round.
+"""A benchmark's PyTorch peer in a process of its own, driven round by round (the train step's
+in benchmarks/train_step.py, the speed run's epoch in benchmarks/airbench_epoch.py).
 
 Why: PyTorch and convjax's oneDNN convolutions (models/onednn_conv.py) both run on the
 system's libgomp. Once both had run OpenMP teams in one process, PyTorch's steps were 15-35%
@@ -7,24 +8,23 @@ after convjax's XLA-only step, 176-218 ms after its oneDNN step;
 benchmarks/results/train_step_cpu_2core_onednn_separate_processes.json), which flattered the
 ratio. Here each library has its process to itself, and the rounds still alternate with
 convjax's (never overlapping: the parent waits for each), so machine noise hits both alike.
-Each step is timed in the child, as it would be in the parent, without the pipe's latency.
+Each step (or epoch) is timed in the child, without the pipe's latency.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 from multiprocessing.connection import Connection
+from typing import Callable
 
 
-def _serve(conn: Connection, case_fields: tuple, warmup: int, variants: list[str],
-           threads: list[int]) -> None:
-    """The child: builds and warms up the twin's variants, says what it built, then runs
-    (variant, steps) requests until it receives None."""
-    from benchmarks import train_step
+def _serve(conn: Connection, build: Callable, args: tuple) -> None:
+    """The child: `build(*args)` makes and warms up the peer's runners (as benchmarks/
+    train_step.py's `Runner`s) and says what it made; then it runs (name, steps) requests,
+    timing each step, until it receives None."""
+    from benchmarks.train_step import timed
 
-    case = train_step.Case(*case_fields)  # fields, not the object: its class may be __main__'s
-    runners, notes = train_step.torch_runners(case, warmup, variants, threads)
+    runners, notes = build(*args)
     conn.send(([(r.name, r.compile_s, r.extra) for r in runners], notes))
     by_name = {r.name: r for r in runners}
     while (request := conn.recv()) is not None:
@@ -32,19 +32,19 @@ def _serve(conn: Connection, case_fields: tuple, warmup: int, variants: list[str
         runner = by_name[name]
         if runner.setup:
             runner.setup()
-        conn.send([train_step.timed(runner.step) for _ in range(steps)])
+        conn.send([timed(runner.step) for _ in range(steps)])
 
 
 class PeerProcess:
-    """The twin's runners in a spawned child (a fresh interpreter: no libgomp team, no JAX
-    backend inherited). Use as a context manager; `runners()` are the parent's handles."""
+    """The runners `build(*args)` returns, in a spawned child (a fresh interpreter: no libgomp
+    team, no JAX backend inherited). `build` is a module-level function (the child imports it
+    by name) returning (runners, notes on variants that failed to build). Use as a context
+    manager; `runners()` are the parent's handles."""
 
-    def __init__(self, case, warmup: int, variants: list[str], threads: list[int]):
+    def __init__(self, build: Callable, *args):
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, daemon=True,
-                                        args=(child, dataclasses.astuple(case), warmup,
-                                              variants, threads))
+        self._process = context.Process(target=_serve, args=(child, build, args), daemon=True)
         self._process.start()
         child.close()
         try:

@@ -384,7 +384,7 @@ def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
     with contextlib.ExitStack() as stack:
         if torch_ok and args.peer_process == "separate":
             peer = stack.enter_context(peer_process.PeerProcess(
-                case, args.warmup, args.peer_variants, args.torch_threads))
+                torch_runners, case, args.warmup, args.peer_variants, args.torch_threads))
             runners += peer.runners()
             notes = peer.notes
         elif torch_ok:

@@ -2,7 +2,9 @@
 frozen, it matches its PyTorch twin's parameter count, the trainer fits it from the data, the
 experiment's config validates, and test-time augmentation's shifted views are shifts."""
 
+import json
 import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,3 +128,20 @@ def test_the_pools_equal_flax_max_pool_on_ragged_sides_gradients_included():
         flax = lambda x: jnp.sum(jnp.sin(jnp.arange(4.0)) * nnx.max_pool(x, (k, k), (k, k)))
         np.testing.assert_array_equal(airbench.pool(x, k), nnx.max_pool(x, (k, k), (k, k)))
         np.testing.assert_array_equal(jax.grad(ours)(x), jax.grad(flax)(x))
+
+
+@pytest.mark.skipif(not os.environ.get("CONVJAX_HEAVY"), reason="a PyTorch peer process (.ci/run runs it)")
+def test_the_epoch_benchmark_times_both_sides_with_the_peer_in_its_own_process(tmp_path):
+    pytest.importorskip("torch")
+    from benchmarks import airbench_epoch
+
+    out = tmp_path / "epoch.json"
+    assert airbench_epoch.main(["--examples", "16", "--batch", "8", "--rounds", "2",
+                                "--torch-threads", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["peer_process"] == "separate"
+    assert result["peer_params"] == result["params"] and result["steps_per_epoch"] == 2
+    assert set(result["runs"]) == {"convjax", "torch[eager_cl,t1]"}
+    for run in result["runs"].values():
+        assert len(run["round_s"]) == 2 and run["epoch_s"] > 0
+    assert result["best_peer"] == "torch[eager_cl,t1]" and result["ratio"] > 0
