@@ -48,7 +48,8 @@ JAX when the cores are shared, which flatters the ratio):
 (through launch.py, hence with 2 MiB pages: training/huge_pages.py; the latest run,
 `--steps 10 --rounds 5` with PyTorch's 2 threads only, train_step_cpu_2core_peer_process.json:
 oneDNN's convolutions, PyTorch in its own process, lenet5 0.88, resnet20_cifar 1.12 (182 ms
-against 163 for torch.compile channels-last), resnet18 0.84; before oneDNN,
+against 163 for torch.compile channels-last), resnet18 0.84; again minutes later
+(..._peer_process_second.json) 0.94 / 1.17 / 0.87; before oneDNN,
 train_step_cpu_2core_quiet_rerun.json: lenet5 0.94,
 resnet20_cifar 2.63, resnet18 1.03 (convjax 184 ms against 178 for PyTorch eager, 2 threads);
 before it, with `--devices 1,2`: benchmarks/results/train_step_cpu_2core_pools_c5.json, ratios

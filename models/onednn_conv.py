@@ -8,9 +8,9 @@ both are 1.5-3x slower than oneDNN at the shapes of the notes' small networks (b
 Python package wraps oneDNN for JAX; the `onednn-cpu-gomp` wheels ship the library and its
 headers. So onednn_conv.cc (short handlers: forward, input gradient, weight gradient, both
 gradients in one call) is compiled on first use, against those headers and jaxlib's FFI
-headers, into the user's cache (`library_path`), and later processes only load it. Without a C++ compiler or the
-wheels, `available()` is False, says why in `unavailable_reason()`, and `auto` keeps XLA's
-convolutions.
+headers, into the user's cache (`library_path`), and later processes only load it. Without a
+C++ compiler or the wheels, `available()` is False, says why in `unavailable_reason()`, and
+`auto` keeps XLA's convolutions.
 
 The calls are bilinear and each one's gradient is made of the others (below), so gradients
 of any order work in reverse mode; forward mode (`jax.jvp`) does not (`jax.custom_vjp`). Under
