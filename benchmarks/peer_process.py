@@ -50,8 +50,7 @@ class PeerProcess:
         try:
             self._built, self.notes = self._conn.recv()
         except EOFError:
-            raise RuntimeError(f"the PyTorch peer's process exited "
-                               f"(status {self._process.exitcode}) before it was built") from None
+            raise self._exited("before it was built") from None
 
     def runners(self) -> list:
         """One Runner per variant the child built; its rounds run in the child."""
@@ -62,8 +61,16 @@ class PeerProcess:
                 for name, compile_s, extra in self._built]
 
     def _round(self, name: str, steps: int) -> list[float]:
-        self._conn.send((name, steps))
-        return self._conn.recv()
+        try:
+            self._conn.send((name, steps))
+            return self._conn.recv()
+        except (EOFError, BrokenPipeError):
+            raise self._exited(f"during a round of {name}") from None
+
+    def _exited(self, when: str) -> RuntimeError:
+        self._process.join(timeout=10)
+        return RuntimeError(f"the PyTorch peer's process exited (status "
+                            f"{self._process.exitcode}) {when}; its error is above")
 
     def __enter__(self) -> "PeerProcess":
         return self
