@@ -8,7 +8,8 @@
 #
 # 1. ResNet-50, 224x224x3, batch 256 (the goals: >= 1.15x PyTorch's images/s and
 #    >= 35% of the bf16 matmul rate measured in the same run, an 8192^3 matmul).
-# 2. ResNet-18 at 64x64, batch 256 (a small-image net: launch overheads show).
+# 2. ResNet-18 at 64x64, batch 256 (a small-image net: launch overheads show), and the CIFAR
+#    speed run's network (airbench94, experiments/airbench_cifar.py) at its batch, 1024.
 # 3. ResNet-50 at batch 256 again, convjax alone, with and without `train.remat` (every block
 #    rematerialised): the step time and XLA's temporary memory of each (models/remat.py).
 # Each writes a JSON (benchmarks/train_step.py's format, `ratio` = convjax ms / best PyTorch ms)
@@ -45,6 +46,7 @@ run() {  # name, then launch.py bench arguments
 }
 run train_step_gpu_resnet50_bf16 --models resnet50 --batch 256 --input 224x224x3
 run train_step_gpu_resnet18_64_bf16 --models resnet18 --batch 256 --input 64x64x3
+run train_step_gpu_airbench94_bf16 --models airbench94 --batch 1024 --input 32x32x3
 run train_step_gpu_resnet50_bf16_remat --models resnet50 --batch 256 --input 224x224x3 \
   --peer none --remat
 echo "results in $OUT"

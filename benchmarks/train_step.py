@@ -7,7 +7,8 @@ in the same run, interleaved.
         [--peer-process auto|separate|same] [--json OUT]
 
 Per model (defaults on CPU: lenet5 b128 32x32x1, resnet20_cifar b128 32x32x3, resnet18 b32
-64x64x3, resnet50 b16 224x224x3) it builds convjax's step as the trainer does (base config,
+64x64x3, resnet50 b16 224x224x3; airbench94, the CIFAR speed run's net, also has a twin: b32
+32x32x3 unless `--batch`) it builds convjax's step as the trainer does (base config,
 SGD momentum 0.9, `training.state.create`, `training.optim.make_optimizer`, jit with the state
 donated) and, with `--peer torch`, the twin of benchmarks/torch_twins.py (equal parameter
 count) with `torch.optim.SGD(momentum=0.9)`, eager and `torch.compile`d, NCHW and

@@ -24,7 +24,8 @@ def _convjax_params(name: str) -> int:
     return state_lib.count_params(nnx.state(model, nnx.Param))
 
 
-@pytest.mark.parametrize("name", ["lenet5", "resnet20_cifar", "resnet18", "resnet50"])
+@pytest.mark.parametrize("name", [
+    "lenet5", "resnet20_cifar", "resnet18", "resnet50", "airbench94"])
 def test_torch_twin_has_the_same_parameter_count(name):
     pytest.importorskip("torch")
     from benchmarks import torch_twins
