@@ -52,11 +52,9 @@ import contextlib
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import models

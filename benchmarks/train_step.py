@@ -35,8 +35,8 @@ batch on its own instead of every operation sharing both cores).
 JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
 "peak_flops_per_s", "torch": version or null, "peer_note", "peer_process", "models":
 [{"model", "batch", "input", "params", "peer_params", "flops_per_step", "runs": {variant:
-{"compile_s", "step_ms", "step_ms_p25", "step_ms_p75", "step_ms_min", "step_ms_max", "round_ms",
-"examples_per_s", "flops_per_s", "fraction_of_peak", "peak_memory_bytes", ...}},
+{"compile_s", "step_ms", "step_ms_p25", "step_ms_p75", "step_ms_min", "step_ms_max",
+"round_ms", "examples_per_s", "flops_per_s", "fraction_of_peak", "peak_memory_bytes", ...}},
 "best_peer", "ratio": {convjax variant: ratio}}]}.
 Speed claims live here as ratios against the peer measured in the same run, never in tests.
 
@@ -101,8 +101,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import models
-from errors import UserError
 from benchmarks import peer_process
+from errors import UserError
 from models import conv_lowering, remat
 
 # name -> (batch, (H, W, C)) of the CPU benchmark
@@ -241,13 +241,14 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False,
 def torch_version_or_reason() -> tuple[str | None, str | None]:
     """(PyTorch's version, None) or (None, why the peer is skipped). Not imported here: in
     its own process (benchmarks/peer_process.py) the peer is the only one to load it."""
+    missing = ("PyTorch is not installed: the peer is skipped (`uv sync --group bench` "
+               "installs it; PyPI's Linux wheel is a CUDA build of several GB)")
+    if importlib.util.find_spec("torch") is None:
+        return None, missing
     try:
-        if importlib.util.find_spec("torch") is None:
-            raise ModuleNotFoundError
         return importlib.metadata.version("torch"), None
-    except (ModuleNotFoundError, importlib.metadata.PackageNotFoundError):
-        return None, ("PyTorch is not installed: the peer is skipped (`uv sync --group bench` "
-                      "installs it; PyPI's Linux wheel is a CUDA build of several GB)")
+    except importlib.metadata.PackageNotFoundError:  # importable, but not installed as a package
+        return None, missing
 
 
 def torch_runners(case: Case, warmup: int, variants: list[str],
