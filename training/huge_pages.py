@@ -15,6 +15,17 @@ steps in the same processes 0.93-1.03x. Minor page faults per process: 2.1-2.3 M
 Nothing else offers this: XLA has no option for its host allocator, and THP's system-wide
 `always` mode is the machine owner's call.
 
+The pages still come fresh each step: a worker thread's malloc arena cannot hold a block over
+64 MiB (ResNet-20's temporaries are one 201 MB block), so glibc maps it anew every step, even
+with `glibc.malloc.mmap_max=0`, zeroing each 2 MiB page it faults in (167-218 faults a step).
+Adding `glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1`
+(one arena: the block is reused, 0-5 faults a step) was measured but is not the default: convjax
+alone, ResNet-20 174-192 -> 160-166 ms, ResNet-18 158-163 -> 146-150, but LeNet-5 6.7-7.6 ->
+7.8-8.4 (its Eigen dots slow down when every thread shares one arena); the harness with it in
+both processes (benchmarks/results/train_step_cpu_2core_malloc_one_arena.json) gave ratios
+lenet5 1.05, resnet20_cifar 1.00, resnet18 0.85, PyTorch's steps faster too. To use it, put
+`glibc.malloc.hugetlb=1` and those three in $GLIBC_TUNABLES: launch.py leaves that as it is.
+
 glibc reads its tunables once, when the process starts, hence the exec (before anything is
 imported, so it costs one interpreter start-up, counted in a run's `startup_s`). It applies
 only where it can act: Linux with glibc and THP in `madvise` or `always` mode. A
