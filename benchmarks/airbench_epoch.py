@@ -198,13 +198,12 @@ def measure(args) -> dict:
                            else (None, "--peer none"))
     if args.peer == "torch" and torch_version is None:
         print(f"note: {note}", file=sys.stderr)
-    with contextlib.ExitStack() as stack:
-        peer_args = (c, host_images, host_labels, args.torch_threads)
-        if torch_version and args.peer_process == "separate":
-            peer = stack.enter_context(peer_process.PeerProcess(torch_runners, *peer_args))
-            runners += peer.runners()
-        elif torch_version:
-            runners += torch_runners(*peer_args)[0]
+    peers = (peer_process.peer_runners(torch_runners, c, host_images, host_labels,
+                                       args.torch_threads,
+                                       separate=args.peer_process == "separate")
+             if torch_version else contextlib.nullcontext(([], {})))
+    with peers as (peer_list, _):
+        runners += peer_list
         train_step.interleave(runners, args.rounds, steps=1)  # a round: one epoch each
     steps = args.examples // args.batch
     runs = {}
@@ -233,9 +232,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=256 if on_cpu else 1024)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--peer", choices=("torch", "none"), default="torch")
-    p.add_argument("--peer-process", choices=("auto", "separate", "same"), default="auto",
-                   help="where the PyTorch peer runs (benchmarks/train_step.py's flag): auto, "
-                        "its own process on a CPU")
+    peer_process.add_argument(p)
     p.add_argument("--torch-threads", default=None,
                    help="PyTorch intra-op thread counts to try, e.g. 1,2 (default: torch's)")
     p.add_argument("--json", type=Path, default=None)
@@ -245,8 +242,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                               if args.torch_threads else None)
     except ValueError:
         raise UserError(f"--torch-threads {args.torch_threads!r} is not a list like 1,2") from None
-    if args.peer_process == "auto":
-        args.peer_process = "separate" if on_cpu else "same"
+    args.peer_process = peer_process.where(args.peer_process)
     if min(args.examples, args.batch, args.rounds) < 1:
         raise UserError("--examples, --batch and --rounds must be positive")
     return args

@@ -13,9 +13,13 @@ Each step (or epoch) is timed in the child, without the pipe's latency.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import multiprocessing
 from multiprocessing.connection import Connection
 from typing import Callable
+
+import jax
 
 
 def _serve(conn: Connection, build: Callable, args: tuple) -> None:
@@ -83,3 +87,28 @@ class PeerProcess:
         self._process.join(timeout=30)
         if self._process.is_alive():
             self._process.kill()
+
+
+def add_argument(parser: argparse.ArgumentParser) -> None:
+    """`--peer-process auto|separate|same`; `where(args.peer_process)` resolves auto."""
+    parser.add_argument("--peer-process", choices=("auto", "separate", "same"), default="auto",
+                        help="where the PyTorch peer runs: its own process, rounds still "
+                             "alternating (separate), or this one (same); auto: separate on a "
+                             "CPU, where the two would share libgomp, same elsewhere")
+
+
+def where(choice: str) -> str:
+    """'separate' or 'same' for a --peer-process choice."""
+    if choice != "auto":
+        return choice
+    return "separate" if jax.default_backend() == "cpu" else "same"
+
+
+@contextlib.contextmanager
+def peer_runners(build: Callable, *args, separate: bool):
+    """(runners, notes) of `build(*args)`: in a PeerProcess when `separate`, else built here."""
+    if not separate:
+        yield build(*args)
+        return
+    with PeerProcess(build, *args) as peer:
+        yield peer.runners(), peer.notes

@@ -383,17 +383,12 @@ def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
                for lowering in args.lowerings for devices in args.devices]
     for r in runners:
         _warm_up(r.step, args.warmup)
-    notes = {}
-    with contextlib.ExitStack() as stack:
-        if torch_ok and args.peer_process == "separate":
-            peer = stack.enter_context(peer_process.PeerProcess(
-                torch_runners, case, args.warmup, args.peer_variants, args.torch_threads))
-            runners += peer.runners()
-            notes = peer.notes
-        elif torch_ok:
-            peers, notes = torch_runners(case, args.warmup, args.peer_variants,
-                                         args.torch_threads)
-            runners += peers
+    peers = (peer_process.peer_runners(torch_runners, case, args.warmup, args.peer_variants,
+                                       args.torch_threads,
+                                       separate=args.peer_process == "separate")
+             if torch_ok else contextlib.nullcontext(([], {})))
+    with peers as (peer_list, notes):
+        runners += peer_list
         interleave(runners, args.rounds, args.steps)
     flops = runners[0].extra["flops_per_step"]
     runs = {r.name: summarize(r, case, flops, peak) for r in runners}
@@ -449,10 +444,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--input", default=None, help="HxWxC input for every model")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
     p.add_argument("--peer", choices=("torch", "none"), default="torch")
-    p.add_argument("--peer-process", choices=("auto", "separate", "same"), default="auto",
-                   help="where the PyTorch peer runs: its own process, rounds still "
-                        "alternating (separate), or convjax's (same); auto: separate on a "
-                        "CPU, where the two would share libgomp, same elsewhere")
+    peer_process.add_argument(p)
     p.add_argument("--peer-variants", default="eager,eager_cl,compile,compile_cl",
                    help="PyTorch variants: eager, eager_cl, compile, compile_cl")
     p.add_argument("--torch-threads", default=None,
@@ -474,8 +466,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.models = [m for m in args.models.split(",") if m]
     args.lowerings = args.lowerings.split(",")
     args.peer_variants = args.peer_variants.split(",")
-    if args.peer_process == "auto":
-        args.peer_process = "separate" if jax.default_backend() == "cpu" else "same"
+    args.peer_process = peer_process.where(args.peer_process)
     for name in args.lowerings:
         if name not in conv_lowering.LOWERINGS:
             raise UserError(f"--lowerings: {name!r} is not one of "
