@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from errors import UserError
-from training import compile_cache, huge_pages, startup
+from training import compile_cache, malloc, startup
 
 COMMANDS = {
     "train": ("training.cli", "train a model from an experiment config (resumes an existing --workdir)"),
@@ -64,6 +64,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    huge_pages.reexec()  # first: glibc reads the tunable at process start
+    malloc.reexec()  # first: the loader and glibc read its variables at process start
     startup.mark_own_process()
     sys.exit(main(sys.argv[1:]))

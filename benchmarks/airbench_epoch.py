@@ -200,7 +200,8 @@ def measure(args) -> dict:
         print(f"note: {note}", file=sys.stderr)
     peers = (peer_process.peer_runners(torch_runners, c, host_images, host_labels,
                                        args.torch_threads,
-                                       separate=args.peer_process == "separate")
+                                       separate=args.peer_process == "separate",
+                                       malloc=args.peer_malloc)
              if torch_version else contextlib.nullcontext(([], {})))
     with peers as (peer_list, _):
         runners += peer_list

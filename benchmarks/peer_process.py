@@ -9,6 +9,11 @@ benchmarks/results/train_step_cpu_2core_onednn_separate_processes.json), which f
 ratio. Here each library has its process to itself, and the rounds still alternate with
 convjax's (never overlapping: the parent waits for each), so machine noise hits both alike.
 Each step (or epoch) is timed in the child, without the pipe's latency.
+
+The child inherits this process's malloc (training/malloc.py: launch.py preloads mimalloc,
+under which PyTorch's steps are faster too), so both sides run on the same allocator;
+`--peer-malloc system` gives the peer the one a plain `python` gets instead (glibc, no
+tunables), to see PyTorch as its users run it by default.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import os
 from multiprocessing.connection import Connection
 from typing import Callable
 
@@ -45,11 +51,12 @@ class PeerProcess:
     by name) returning (runners, notes on variants that failed to build). Use as a context
     manager; `runners()` are the parent's handles."""
 
-    def __init__(self, build: Callable, *args):
+    def __init__(self, build: Callable, *args, malloc: str = "same"):
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child, build, args), daemon=True)
-        self._process.start()
+        with _environment(SYSTEM_MALLOC if malloc == "system" else {}):
+            self._process.start()  # the child gets the environment as it is now
         child.close()
         try:
             self._built, self.notes = self._conn.recv()
@@ -89,12 +96,39 @@ class PeerProcess:
             self._process.kill()
 
 
+# launch.py's malloc settings (training/malloc.py), removed for `--peer-malloc system`
+SYSTEM_MALLOC = {"LD_PRELOAD": None, "GLIBC_TUNABLES": None, "MIMALLOC_ALLOW_LARGE_OS_PAGES": None}
+
+
+@contextlib.contextmanager
+def _environment(changes: dict[str, str | None]):
+    """os.environ with `changes` (None: unset) for the block, then as it was."""
+    saved = {key: os.environ.get(key) for key in changes}
+    try:
+        for key, value in changes.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def add_argument(parser: argparse.ArgumentParser) -> None:
-    """`--peer-process auto|separate|same`; `where(args.peer_process)` resolves auto."""
+    """`--peer-process auto|separate|same` (`where(args.peer_process)` resolves auto) and
+    `--peer-malloc same|system`."""
     parser.add_argument("--peer-process", choices=("auto", "separate", "same"), default="auto",
                         help="where the PyTorch peer runs: its own process, rounds still "
                              "alternating (separate), or this one (same); auto: separate on a "
                              "CPU, where the two would share libgomp, same elsewhere")
+    parser.add_argument("--peer-malloc", choices=("same", "system"), default="same",
+                        help="the malloc of the peer's own process: this one's (same: "
+                             "launch.py's mimalloc), or a plain python's (system: glibc)")
 
 
 def where(choice: str) -> str:
@@ -105,10 +139,11 @@ def where(choice: str) -> str:
 
 
 @contextlib.contextmanager
-def peer_runners(build: Callable, *args, separate: bool):
-    """(runners, notes) of `build(*args)`: in a PeerProcess when `separate`, else built here."""
+def peer_runners(build: Callable, *args, separate: bool, malloc: str = "same"):
+    """(runners, notes) of `build(*args)`: in a PeerProcess (on `malloc`) when `separate`,
+    else built here."""
     if not separate:
         yield build(*args)
         return
-    with PeerProcess(build, *args) as peer:
+    with PeerProcess(build, *args, malloc=malloc) as peer:
         yield peer.runners(), peer.notes

@@ -4,7 +4,7 @@ in the same run, interleaved.
     uv run python -m benchmarks.train_step [--models lenet5,resnet18] [--batch N]
         [--input HxWxC] [--dtype float32|bfloat16] [--peer torch|none] [--steps N]
         [--rounds R] [--lowerings auto|xla|patches[,...]] [--devices 1[,2,...]]
-        [--peer-process auto|separate|same] [--json OUT]
+        [--peer-process auto|separate|same] [--peer-malloc same|system] [--json OUT]
 
 Per model (defaults on CPU: lenet5 b128 32x32x1, resnet20_cifar b128 32x32x3, resnet18 b32
 64x64x3, resnet50 b16 224x224x3; airbench94, the CIFAR speed run's net, also has a twin: b32
@@ -16,7 +16,8 @@ channels-last. After a warm-up, `--rounds` rounds each run every variant for `--
 in turn (so machine noise hits all of them alike), timing each step. On a CPU the twin runs
 in a process of its own, driven round by round (benchmarks/peer_process.py says why: the two
 libraries' OpenMP teams slowed PyTorch's steps 15-35% in one process); `--peer-process same`
-runs it in convjax's.
+runs it in convjax's. Both run on the malloc of the launch (training/malloc.py: mimalloc
+through launch.py), recorded in the JSON; `--peer-malloc system` gives the peer glibc's.
 
 Reported per variant: compile seconds (convjax: lower + compile; torch.compile: the first
 steps' time above a steady one), the train-step time in ms (median of the round medians, and
@@ -33,7 +34,8 @@ mesh of two (on a CPU: the cores made into two XLA CPU devices, each running its
 batch on its own instead of every operation sharing both cores).
 
 JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
-"peak_flops_per_s", "torch": version or null, "peer_note", "peer_process", "models":
+"peak_flops_per_s", "torch": version or null, "peer_note", "peer_process", "malloc",
+"peer_malloc", "models":
 [{"model", "batch", "input", "params", "peer_params", "flops_per_step", "runs": {variant:
 {"compile_s", "step_ms", "step_ms_p25", "step_ms_p75", "step_ms_min", "step_ms_max",
 "round_ms", "examples_per_s", "flops_per_s", "fraction_of_peak", "peak_memory_bytes", ...}},
@@ -46,8 +48,13 @@ JAX when the cores are shared, which flatters the ratio):
     uv run launch.py bench --models lenet5,resnet20_cifar,resnet18 --torch-threads 1,2 \
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
-(through launch.py, hence with 2 MiB pages: training/huge_pages.py; the latest run,
-`--steps 10 --rounds 5` with PyTorch's 2 threads only, train_step_cpu_2core_peer_process.json:
+(through launch.py, hence on mimalloc, PyTorch's process too: training/malloc.py; the latest
+run, `--steps 10 --rounds 5` with PyTorch's 2 threads only, train_step_cpu_2core_mimalloc.json:
+lenet5 1.24 (convjax's rounds 12.6, 8.0, 11.0, 6.5, 6.3 ms against PyTorch eager
+channels-last's 6.2-6.6: LeNet-5's step is at the machine's noise), resnet20_cifar 1.01 (155.8
+ms against 154.0 for torch.compile), resnet18 0.86; with `--peer-malloc system`,
+train_step_cpu_2core_mimalloc_peer_system.json, 1.16 / 0.98 / 0.79; before mimalloc, with 2 MiB
+pages, train_step_cpu_2core_peer_process.json:
 oneDNN's convolutions, PyTorch in its own process, lenet5 0.88, resnet20_cifar 1.12 (182 ms
 against 163 for torch.compile channels-last), resnet18 0.84; again minutes later
 (..._peer_process_second.json) 0.94 / 1.17 / 0.87; before oneDNN,
@@ -104,6 +111,7 @@ import models
 from benchmarks import peer_process
 from errors import UserError
 from models import conv_lowering, remat
+from training import malloc
 
 # name -> (batch, (H, W, C)) of the CPU benchmark
 DEFAULTS = {"lenet5": (128, (32, 32, 1)), "resnet20_cifar": (128, (32, 32, 3)),
@@ -385,7 +393,8 @@ def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
         _warm_up(r.step, args.warmup)
     peers = (peer_process.peer_runners(torch_runners, case, args.warmup, args.peer_variants,
                                        args.torch_threads,
-                                       separate=args.peer_process == "separate")
+                                       separate=args.peer_process == "separate",
+                                       malloc=args.peer_malloc)
              if torch_ok else contextlib.nullcontext(([], {})))
     with peers as (peer_list, notes):
         runners += peer_list
@@ -504,6 +513,13 @@ def ensure_devices(count: int) -> None:
                         f"{jax.default_backend()} device(s); give at most that many")
 
 
+def _peer_malloc(args) -> str:
+    """The peer's malloc, as the JSON records it."""
+    if args.peer_process == "separate" and args.peer_malloc == "system":
+        return "glibc (system)"
+    return malloc.describe()
+
+
 def print_table(entry: dict) -> None:
     print(f"  {'variant':<26}{'compile s':>10}{'step ms':>10}{'p25-p75':>16}"
           f"{'ex/s':>9}{'%peak':>7}{'ratio':>7}")
@@ -528,9 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_flops_per_s(args.dtype)
     device = jax.devices()[0]
     print(f"{jax.default_backend()} ({device.device_kind}), {args.dtype}; matmul peak "
-          f"{peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {args.steps} steps"
-          + (f"; torch {torch_version}" if torch_version else ""),
-          flush=True)
+          f"{peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {args.steps} steps; malloc "
+          f"{malloc.describe()}" + (f"; torch {torch_version}, malloc {_peer_malloc(args)}"
+                                    if torch_version else ""), flush=True)
     entries = []
     for case in todo:
         entries.append(bench_model(case, args, peak, torch_version is not None))
@@ -542,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         result = {"backend": jax.default_backend(), "device": device.device_kind,
                   "dtype": args.dtype, "rounds": args.rounds, "steps_per_round": args.steps,
                   "peak_flops_per_s": peak, "torch": torch_version,
-                  "peer_note": note, "peer_process": args.peer_process, "models": entries}
+                  "peer_note": note, "peer_process": args.peer_process,
+                  "malloc": malloc.describe(), "peer_malloc": _peer_malloc(args),
+                  "models": entries}
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
         plot(result, os.path.splitext(args.json)[0] + ".png")
@@ -577,6 +595,10 @@ def plot(result: dict, out: str) -> None:
         ax.set_title(f"{entry['model']} (b{entry['batch']}, {entry['input']})", fontsize=10)
     where = {"separate": "; PyTorch in its own process",
              "same": "; PyTorch in the same process"}.get(result.get("peer_process"), "")
+    if "malloc" in result:
+        where += f"\nmalloc: convjax {result['malloc'].split(' (')[0]}"
+        if result.get("torch"):
+            where += f", PyTorch {result['peer_malloc'].split(' (')[0]}"
     fig.suptitle(f"train step, {result['backend']} {result['dtype']}, medians of "
                  f"{result['rounds']} rounds x {result['steps_per_round']} steps{where}",
                  fontsize=10)

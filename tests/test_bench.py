@@ -128,3 +128,25 @@ def test_the_step_on_two_devices_is_the_one_device_step_split():
     assert len(kernel.sharding.device_set) == 2
     for a, b in zip(jax.tree.leaves(one.state().params), jax.tree.leaves(two.state().params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def environment_runners():
+    """A peer whose one runner reports its process's malloc variables (for the test below)."""
+    seen = {k: os.environ.get(k) for k in ("LD_PRELOAD", "GLIBC_TUNABLES", "OTHER")}
+    return [train_step.Runner("env", lambda: None, 0.0, seen)], {}
+
+
+@pytest.mark.parametrize("malloc, expected", [
+    ("same", {"LD_PRELOAD": "/nowhere/libx.so", "GLIBC_TUNABLES": "a=1", "OTHER": "kept"}),
+    ("system", {"LD_PRELOAD": None, "GLIBC_TUNABLES": None, "OTHER": "kept"})])
+def test_the_peers_process_gets_this_ones_malloc_or_the_systems(monkeypatch, malloc, expected):
+    from benchmarks import peer_process
+
+    for key, value in (("LD_PRELOAD", "/nowhere/libx.so"), ("GLIBC_TUNABLES", "a=1"),
+                       ("OTHER", "kept")):
+        monkeypatch.setenv(key, value)
+    with peer_process.PeerProcess(sys.modules[__name__].environment_runners,
+                                  malloc=malloc) as peer:
+        (runner,) = peer.runners()
+    assert runner.extra == expected
+    assert os.environ["LD_PRELOAD"] == "/nowhere/libx.so"  # this process's, as it was

@@ -1,4 +1,5 @@
-"""launch.py's re-execution with glibc's huge-page malloc tunable (training/huge_pages.py)."""
+"""glibc's huge-page malloc tunable (training/huge_pages.py), the allocator launch.py re-executes
+itself with (training/malloc.py), and their benchmark (benchmarks/malloc.py)."""
 
 import os
 import platform
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training import huge_pages
+from training import huge_pages, malloc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,33 +41,69 @@ def test_the_kernels_mode_is_the_bracketed_word(tmp_path, monkeypatch):
     assert huge_pages.thp_mode() is None
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="the tunable is glibc's")
-def test_reexec_runs_the_same_command_once_more_with_the_tunable_set(tmp_path):
-    mode = tmp_path / "enabled"
-    mode.write_text("always [madvise] never\n")
-    code = ("import os; from pathlib import Path; from training import huge_pages; "
-            f"huge_pages._THP_MODE = Path({str(mode)!r}); print('start', flush=True); "
-            "huge_pages.reexec(); print(os.environ['GLIBC_TUNABLES'])")
+MIMALLOC = Path("/lib/libmimalloc.so.3")
+GLIBC_THP = dict(system="Linux", libc="glibc", thp="madvise")
+
+
+def test_a_launch_preloads_mimalloc_with_huge_pages_and_keeps_the_users_choices():
+    assert malloc.environment({}, **GLIBC_THP, library=MIMALLOC) == {
+        "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "LD_PRELOAD": str(MIMALLOC),
+        "MIMALLOC_ALLOW_LARGE_OS_PAGES": "1"}
+    mine = {"LD_PRELOAD": "/lib/libjemalloc.so.2", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    assert malloc.environment(mine, **GLIBC_THP, library=MIMALLOC) == {}
+    options = {"MIMALLOC_ALLOW_LARGE_OS_PAGES": "0"}
+    assert "MIMALLOC_ALLOW_LARGE_OS_PAGES" not in malloc.environment(
+        options, **GLIBC_THP, library=MIMALLOC)
+
+
+@pytest.mark.parametrize("env, system, library, expected", [
+    ({"CONVJAX_MALLOC": "glibc"}, "Linux", MIMALLOC, {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}),
+    ({"CONVJAX_MALLOC": "System"}, "Linux", MIMALLOC, {}),
+    ({}, "Linux", None, {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}),  # wheel not installed
+    ({}, "Darwin", MIMALLOC, {}),
+])
+def test_mimalloc_only_where_chosen_installed_and_preloadable(env, system, library, expected):
+    libc = "glibc" if system == "Linux" else ""
+    assert malloc.environment(env, system, libc, "madvise", library) == expected
+
+
+def test_an_unknown_allocator_is_one_line_and_exit_status_2():
+    env = {**os.environ, "CONVJAX_MALLOC": "tcmalloc"}
+    env.pop("LD_PRELOAD", None)
+    proc = subprocess.run([sys.executable, "launch.py", "models"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "CONVJAX_MALLOC='tcmalloc'" in proc.stderr and "mimalloc" in proc.stderr
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or malloc.mimalloc_library() is None,
+                    reason="mimalloc is preloaded on Linux, from the cmeel-mimalloc wheel")
+def test_a_launch_runs_its_command_once_on_mimalloc():
+    code = ("import launch, sys; print('start', flush=True); "
+            "launch.malloc.reexec(); print(launch.malloc.describe()); "
+            "print(any('libmimalloc' in line for line in open('/proc/self/maps')))")
     env = {k: v for k, v in os.environ.items()
-           if k not in ("GLIBC_TUNABLES", huge_pages.ENV_VAR)}
+           if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", malloc.ENV_VAR) and "MIMALLOC" not in k}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
-    assert out == ["start", "start", "glibc.malloc.hugetlb=1"]
+                         capture_output=True, text=True).stdout.splitlines()
+    assert out[0] == out[1] == "start" and len(out) == 4
+    assert out[2].startswith("mimalloc (LD_PRELOAD libmimalloc.so") and out[3] == "True"
 
 
 def test_the_benchmarks_picture_is_drawn_from_its_saved_results(tmp_path):
-    from benchmarks import huge_pages as bench
+    from benchmarks import malloc as bench
 
     results = {"thp_mode": "madvise", "step_ms": {
-        "4k": {"lenet5 convjax[auto]": [9.1, 8.9]}, "huge": {"lenet5 convjax[auto]": [8.4]}}}
+        "4k": {"lenet5 convjax[auto]": [9.1, 8.9]}, "huge": {"lenet5 convjax[auto]": [8.4]},
+        "mimalloc": {"lenet5 convjax[auto]": [8.2, 8.3]}}}
     out = tmp_path / "huge.png"
     bench.plot(results, str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_redrawing_from_a_missing_or_foreign_json_is_one_line_and_status_2(tmp_path, capsys):
-    from benchmarks import huge_pages as bench
+    from benchmarks import malloc as bench
 
     foreign = tmp_path / "other.json"
     foreign.write_text('{"models": []}')

@@ -1,11 +1,13 @@
-"""Transparent huge pages for the host memory XLA's CPU runtime allocates: `launch.py`
-re-executes itself once with glibc's malloc told to back its large blocks with 2 MiB pages
-(`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, which makes malloc madvise them MADV_HUGEPAGE).
+"""Transparent huge pages for the host memory XLA's CPU runtime allocates: glibc's malloc told to
+back its large blocks with 2 MiB pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, which makes
+malloc madvise them MADV_HUGEPAGE), set by launch.py's re-execution (training/malloc.py, which
+now also preloads mimalloc; this tunable still serves what glibc allocates, and everything
+under `CONVJAX_MALLOC=glibc`).
 
 Why: XLA's CPU runtime takes each step's temporaries from malloc, which maps them fresh every
 step and unmaps them after (ResNet-20 at b128: ~230 MB a step, 58,000 minor page faults on
 4 KiB pages), and every strided access to those buffers (patch slices, transposes) misses
-the TLB once per 4 KiB. With 2 MiB pages, measured on the 2-core CPU (benchmarks/huge_pages.py:
+the TLB once per 4 KiB. With 2 MiB pages, measured on the 2-core CPU (benchmarks/malloc.py, `--settings 4k,huge`:
 each setting in its own processes, alternating; the median over processes of the step's
 median; benchmarks/results/huge_pages_cpu_2core.json with the PyTorch twin in the same
 processes, huge_pages_alone_cpu_2core.json without): ResNet-20 b128 371 -> 226 ms (4 KiB
@@ -24,20 +26,18 @@ alone, ResNet-20 174-192 -> 160-166 ms, ResNet-18 158-163 -> 146-150, but LeNet-
 7.8-8.4 (its Eigen dots slow down when every thread shares one arena); the harness with it in
 both processes (benchmarks/results/train_step_cpu_2core_malloc_one_arena.json) gave ratios
 lenet5 1.05, resnet20_cifar 1.00, resnet18 0.85, PyTorch's steps faster too. To use it, put
-`glibc.malloc.hugetlb=1` and those three in $GLIBC_TUNABLES: launch.py leaves that as it is.
+`glibc.malloc.hugetlb=1` and those three in $GLIBC_TUNABLES, with `CONVJAX_MALLOC=glibc`:
+launch.py leaves that as it is. The preloaded mimalloc (training/malloc.py) reuses the block
+without slowing LeNet-5.
 
-glibc reads its tunables once, when the process starts, hence the exec (before anything is
-imported, so it costs one interpreter start-up, counted in a run's `startup_s`). It applies
+glibc reads its tunables once, when the process starts, hence the exec. It applies
 only where it can act: Linux with glibc and THP in `madvise` or `always` mode. A
 `glibc.malloc.hugetlb` already in $GLIBC_TUNABLES is left as it is; `CONVJAX_HUGE_PAGES=off`
-(also 0, false, no) turns the re-execution off.
+(also 0, false, no) leaves it out.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import sys
 from pathlib import Path
 
 ENV_VAR = "CONVJAX_HUGE_PAGES"
@@ -68,14 +68,3 @@ def tunables(env: dict[str, str], mode: str | None, libc: str) -> str | None:
         return None
     return f"{current}:{TUNABLE}=1" if current else f"{TUNABLE}=1"
 
-
-def reexec() -> None:
-    """Replaces this process by the same command with the tunable set, where `tunables`
-    says so; returns only when it does not."""
-    value = tunables(dict(os.environ), thp_mode(), platform.libc_ver()[0])
-    if value is None:
-        return
-    os.environ["GLIBC_TUNABLES"] = value
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
