@@ -52,7 +52,9 @@ JAX when the cores are shared, which flatters the ratio):
 run, `--steps 10 --rounds 5` with PyTorch's 2 threads only, train_step_cpu_2core_mimalloc.json:
 lenet5 1.24 (convjax's rounds 12.6, 8.0, 11.0, 6.5, 6.3 ms against PyTorch eager
 channels-last's 6.2-6.6: LeNet-5's step is at the machine's noise), resnet20_cifar 1.01 (155.8
-ms against 154.0 for torch.compile), resnet18 0.86; with `--peer-malloc system`,
+ms against 154.0 for torch.compile), resnet18 0.86; again half an hour later
+(..._mimalloc_second.json) 1.05 (rounds 9.1, 6.9, 7.1, 9.2, 7.1 against 6.6-7.0) / 1.00
+(157.8 against 157.2) / 0.85; with `--peer-malloc system`,
 train_step_cpu_2core_mimalloc_peer_system.json, 1.16 / 0.98 / 0.79; before mimalloc, with 2 MiB
 pages, train_step_cpu_2core_peer_process.json:
 oneDNN's convolutions, PyTorch in its own process, lenet5 0.88, resnet20_cifar 1.12 (182 ms
