@@ -27,6 +27,8 @@ from typing import Callable
 
 import jax
 
+from training.malloc import MIMALLOC_OPTIONS
+
 
 def _serve(conn: Connection, build: Callable, args: tuple) -> None:
     """The child: `build(*args)` makes and warms up the peer's runners (as benchmarks/
@@ -97,7 +99,15 @@ class PeerProcess:
 
 
 # launch.py's malloc settings (training/malloc.py), removed for `--peer-malloc system`
-SYSTEM_MALLOC = {"LD_PRELOAD": None, "GLIBC_TUNABLES": None, "MIMALLOC_ALLOW_LARGE_OS_PAGES": None}
+SYSTEM_MALLOC = {"LD_PRELOAD": None, "GLIBC_TUNABLES": None} | dict.fromkeys(MIMALLOC_OPTIONS)
+
+
+def _put(key: str, value: str | None) -> None:
+    """Sets os.environ[key], or unsets it for None."""
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -106,17 +116,11 @@ def _environment(changes: dict[str, str | None]):
     saved = {key: os.environ.get(key) for key in changes}
     try:
         for key, value in changes.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            _put(key, value)
         yield
     finally:
         for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            _put(key, value)
 
 
 def add_argument(parser: argparse.ArgumentParser) -> None:
