@@ -164,18 +164,22 @@ def trainer_config(case: Case):
     return c
 
 
-def make_convjax_step(defs, tx, *, num_classes: int, dtype: str = "float32", mesh=None):
+def make_convjax_step(defs, tx, *, num_classes: int, dtype: str = "float32", mesh=None,
+                      options: dict | None = None):
     """convjax's jitted train step, `step(state, batch) -> (state, metric sums)`, state donated
     as training/mesh.py compiles it (one device: no shardings needed; on `mesh`, compiled by
     training/mesh.py itself), computing in `dtype` as `train.dtype` does
-    (training/precision.py: float32 parameters, optimizer state and BatchNorm statistics).
+    (training/precision.py: float32 parameters, optimizer state and BatchNorm statistics),
+    compiled with XLA `options` (default: `conv_lowering.compiler_options()`; the trainer's
+    are the network's, `compiler_options_for`).
     The ONE place to follow a change of `training.step.make_train_step`'s signature."""
     from training import mesh as mesh_lib, step as step_lib
 
+    options = conv_lowering.compiler_options() if options is None else options
     step = step_lib.make_train_step(defs, tx, num_classes=num_classes, dtype=dtype)
     if mesh is not None:
-        return mesh_lib.compile_train_step(step, mesh)
-    return jax.jit(step, donate_argnums=0, compiler_options=conv_lowering.compiler_options())
+        return mesh_lib.compile_train_step(step, mesh, options=options)
+    return jax.jit(step, donate_argnums=0, compiler_options=options)
 
 
 def _cost(compiled) -> dict:
@@ -211,7 +215,7 @@ def convjax_runner(case: Case, lowering: str, rematerialise: bool = False,
     state = state.replace(loss_scale=precision.initial_loss_scale(case.dtype))
     mesh = mesh_lib.make_mesh(devices=jax.devices()[:devices]) if devices > 1 else None
     step = make_convjax_step(defs, tx, num_classes=case.num_classes, dtype=case.dtype,
-                             mesh=mesh)
+                             mesh=mesh, options=conv_lowering.compiler_options_for(case.model))
     kx, ky = jax.random.split(jax.random.key(1))
     # float32 images, as the trainer's batches are: the precision policy casts them
     batch = {"image": jax.random.normal(kx, (case.batch, *case.input_shape), jnp.float32),

@@ -147,12 +147,31 @@ BANDED_BLOCKS = (5, 4, 3)      # output columns per block: the first dividing th
 CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE",
 }
+# The same without reductions, for a network that declares `ynn_reductions=False` (models/
+# registry.py; LeNet-5, measured in models/lenet.py)
+CPU_COMPILER_OPTIONS_XLA_REDUCTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT",
+}
 
 
-def compiler_options() -> dict[str, str]:
+def compiler_options(ynn_reductions: bool = True) -> dict[str, str]:
     """XLA options for compiling a step that runs these convolutions: CPU_COMPILER_OPTIONS on
-    CPU, none elsewhere (GPU and TPU convolutions are their own libraries')."""
-    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else {}
+    CPU (without YNNPACK's reductions when not `ynn_reductions`), none elsewhere (GPU and TPU
+    convolutions are their own libraries')."""
+    if jax.default_backend() != "cpu":
+        return {}
+    return dict(CPU_COMPILER_OPTIONS if ynn_reductions else CPU_COMPILER_OPTIONS_XLA_REDUCTIONS)
+
+
+def compiler_options_for(model_name: str) -> dict[str, str]:
+    """`compiler_options` for the registered network `model_name` (its `ynn_reductions`);
+    the defaults for a name the registry does not know."""
+    from models import registry
+
+    try:
+        return compiler_options(registry.spec(model_name).ynn_reductions)
+    except registry.UnknownModelError:
+        return compiler_options()
 
 
 def lowering() -> str:

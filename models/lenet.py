@@ -69,7 +69,14 @@ class LeNetKeras(nnx.Module):
         return self.head(self.features(x))
 
 
-@register("lenet5", input_shape=(32, 32, 1), num_classes=10, aliases=("lenet",))
+# XLA's own reductions: LeNet-5's (pools and bias gradients over 6-16 channels, its constant
+# scales reaching YNNPACK as whole tensors) run faster than YNNPACK's. Train step on the 2-core
+# CPU, one process per setting, alternating, YNNPACK's -> XLA's ms: b128 6.48-6.66 ->
+# 5.77-6.07, b32 2.68 -> 2.43, b512 30.1 -> 27.5; with max pools instead 8.6-8.9 -> 8.3.
+# Networks with BatchNorm or wide maps lose without them (ResNet-20 b128 148 -> 216 ms,
+# VGG-A at 64x64 b16 576-623 -> 700-785, AlexNet b8 275 -> 299), so it is LeNet-5's alone.
+@register("lenet5", input_shape=(32, 32, 1), num_classes=10, aliases=("lenet",),
+          ynn_reductions=False)
 def lenet5(**kwargs) -> LeNet5:
     return LeNet5(**kwargs)
 

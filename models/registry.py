@@ -35,6 +35,9 @@ class ModelSpec:
     num_classes: int | None     # None for image-to-image networks
     aliases: tuple[str, ...] = ()
     output: str = "class_logits"
+    # Whether XLA's CPU compiler hands this network's reductions to YNNPACK
+    # (models/conv_lowering.py: `compiler_options`); False where its own measured faster
+    ynn_reductions: bool = True
 
 
 _SPECS: dict[str, ModelSpec] = {}
@@ -50,7 +53,8 @@ OUTPUTS = ("class_logits", "pixel_logits", "image", "gan", "sample_logits",
 
 
 def register(name: str, *, input_shape: tuple[int, ...], num_classes: int | None,
-             aliases: tuple[str, ...] = (), output: str = "class_logits"):
+             aliases: tuple[str, ...] = (), output: str = "class_logits",
+             ynn_reductions: bool = True):
     """Decorator: registers `factory` under `name` (and `aliases`)."""
 
     if output not in OUTPUTS:
@@ -61,7 +65,7 @@ def register(name: str, *, input_shape: tuple[int, ...], num_classes: int | None
             if key in _SPECS or key in _ALIASES:
                 raise ValueError(f"model name {key!r} is registered twice")
         _SPECS[name] = ModelSpec(name, factory, tuple(input_shape), num_classes, tuple(aliases),
-                                output)
+                                output, ynn_reductions)
         _ALIASES.update({alias: name for alias in aliases})
         return factory
 

@@ -17,7 +17,7 @@ from jax import lax
 
 import models
 from models import banded_conv, conv_lowering, onednn_conv
-from training import mesh as mesh_lib, state as state_lib, step as step_lib
+from training import config as config_lib, mesh as mesh_lib, state as state_lib, step as step_lib
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -195,6 +195,46 @@ def test_steps_compile_with_convolutions_out_of_ynnpack(monkeypatch):
     assert "convolution(" in hlo and "__ynn_fusion" not in hlo
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert conv_lowering.compiler_options() == {}
+
+
+def _ynn_reductions(hlo: str) -> int:
+    """How many reductions of a compiled CPU program YNNPACK runs (those inside its fusions)."""
+    bodies = re.findall(r"^(%[\w.]+) .*?\{\n(.*?)\n\}", hlo, re.S | re.M)
+    ynn = set(re.findall(r'calls=(%[\w.]+), .*"kind":"__ynn_fusion"', hlo))
+    return sum(("reduce(" in body or "reduce-window(" in body) for name, body in bodies
+               if name in ynn)
+
+
+def test_lenet5_compiles_its_reductions_as_xla_and_other_networks_as_ynnpack():
+    """A network registered with `ynn_reductions=False` (LeNet-5: XLA's reductions measured
+    faster) has none of its reductions in YNNPACK; every other keeps them there."""
+    x = jnp.ones((4, 14, 14, 6))
+    pool_sum = lambda x: nnx.avg_pool(jnp.tanh(x), (2, 2), (2, 2)).sum(axis=(0, 1, 2))
+    programs = {name: jax.jit(pool_sum, compiler_options=conv_lowering.compiler_options_for(
+        name)).lower(x).compile().as_text() for name in ("lenet5", "resnet20_cifar", "nonet")}
+    assert _ynn_reductions(programs["lenet5"]) == 0
+    assert _ynn_reductions(programs["resnet20_cifar"]) > 0
+    assert programs["nonet"] == programs["resnet20_cifar"]  # unknown: the defaults
+
+
+def test_the_trainer_compiles_with_its_networks_options(monkeypatch):
+    from training import loop
+
+    seen = []
+    monkeypatch.setattr(mesh_lib, "compile_train_step",
+                        lambda step, mesh, state, options: seen.append(options))
+    monkeypatch.setattr(mesh_lib, "compile_eval_step",
+                        lambda step, mesh, state, options: seen.append(options))
+
+    class Task:  # just what compile_steps reads
+        c = config_lib.base_config()
+
+        def make_steps(self, defs, tx):
+            return (None, None)
+
+    Task.c.model.name = "lenet5"
+    loop.compile_steps(Task(), None, None, None)
+    assert seen == [conv_lowering.compiler_options(ynn_reductions=False)] * 2
 
 
 def test_auto_keeps_xla_convolutions_off_the_cpu(monkeypatch):

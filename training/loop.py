@@ -25,7 +25,7 @@ import models
 import tasks
 from data import inputs as inputs_lib
 from errors import UserError
-from models import remat
+from models import conv_lowering, remat
 from models.ghost_batch_norm import use_ghost_batch_norm
 from tasks.base import HEALTH
 from training import checkpoint, config as config_lib, mesh as mesh_lib, metrics, optim, plots
@@ -167,8 +167,9 @@ def compile_steps(task: tasks.Task, defs, tx, mesh, state=None):
     steps = task.make_steps(defs, tx) or (
         step_lib.make_task_train_step(defs, tx, task, skip_nonfinite=task.c.train.skip_nonfinite),
         step_lib.make_task_eval_step(defs, task))
-    return (mesh_lib.compile_train_step(steps[0], mesh, state),
-            mesh_lib.compile_eval_step(steps[1], mesh, state))
+    options = conv_lowering.compiler_options_for(task.c.model.name)  # the network's own
+    return (mesh_lib.compile_train_step(steps[0], mesh, state, options),
+            mesh_lib.compile_eval_step(steps[1], mesh, state, options))
 
 
 def _announce(progress, c, state, data: inputs_lib.Data, inputs: inputs_lib.Inputs,

@@ -88,17 +88,20 @@ def traced_under(mesh: Mesh, step_fn):
     return traced
 
 
-def compile_train_step(step_fn, mesh: Mesh, state=None):
+def compile_train_step(step_fn, mesh: Mesh, state=None, options: dict | None = None):
     """jit with the state placed by the sharding rules (of `state`, an example or abstract
     state; replicated without one) and donated, the batch sharded, metric sums replicated;
-    traced under the mesh (`traced_under`)."""
+    traced under the mesh (`traced_under`); compiled with XLA `options` (default:
+    models/conv_lowering.py's `compiler_options()`)."""
     placed = _state_in(mesh, state)
     return jax.jit(traced_under(mesh, step_fn), in_shardings=(placed, batch_sharded(mesh)),
                    out_shardings=(placed, replicated(mesh)), donate_argnums=0,
-                   compiler_options=conv_lowering.compiler_options())
+                   compiler_options=conv_lowering.compiler_options() if options is None
+                   else options)
 
 
-def compile_eval_step(step_fn, mesh: Mesh, state=None):
+def compile_eval_step(step_fn, mesh: Mesh, state=None, options: dict | None = None):
     return jax.jit(step_fn, in_shardings=(_state_in(mesh, state), batch_sharded(mesh)),
                    out_shardings=replicated(mesh),
-                   compiler_options=conv_lowering.compiler_options())
+                   compiler_options=conv_lowering.compiler_options() if options is None
+                   else options)
