@@ -49,7 +49,11 @@ JAX when the cores are shared, which flatters the ratio):
         --steps 10 --rounds 5 --json benchmarks/results/train_step_cpu_2core.json
 
 (through launch.py, hence on mimalloc, PyTorch's process too: training/malloc.py; the latest
-run, `--steps 10 --rounds 5` with PyTorch's 2 threads only, train_step_cpu_2core_mimalloc.json:
+run, `--steps 10 --rounds 5` with PyTorch's 2 threads only, after LeNet-5 took XLA's own
+reductions (models/lenet.py), train_step_cpu_2core_lenet_xla_reductions.json: lenet5 0.96
+(6.50 ms against 6.74 for PyTorch eager channels-last), resnet20_cifar 1.01 (157.6 against
+155.7 for torch.compile channels-last), resnet18 0.84; before it,
+train_step_cpu_2core_mimalloc.json:
 lenet5 1.24 (convjax's rounds 12.6, 8.0, 11.0, 6.5, 6.3 ms against PyTorch eager
 channels-last's 6.2-6.6: LeNet-5's step is at the machine's noise), resnet20_cifar 1.01 (155.8
 ms against 154.0 for torch.compile), resnet18 0.86; again half an hour later
