@@ -48,7 +48,6 @@ s (2 threads): ratio 1.40. The option alone, convjax only, one process each (`--
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -198,12 +197,9 @@ def measure(args) -> dict:
                            else (None, "--peer none"))
     if args.peer == "torch" and torch_version is None:
         print(f"note: {note}", file=sys.stderr)
-    peers = (peer_process.peer_runners(torch_runners, c, host_images, host_labels,
-                                       args.torch_threads,
-                                       separate=args.peer_process == "separate",
-                                       malloc=args.peer_malloc)
-             if torch_version else contextlib.nullcontext(([], {})))
-    with peers as (peer_list, _):
+    with peer_process.peer_runners(args, torch_runners, c, host_images, host_labels,
+                                   args.torch_threads,
+                                   enabled=torch_version is not None) as (peer_list, _):
         runners += peer_list
         train_step.interleave(runners, args.rounds, steps=1)  # a round: one epoch each
     steps = args.examples // args.batch

@@ -143,11 +143,14 @@ def where(choice: str) -> str:
 
 
 @contextlib.contextmanager
-def peer_runners(build: Callable, *args, separate: bool, malloc: str = "same"):
-    """(runners, notes) of `build(*args)`: in a PeerProcess (on `malloc`) when `separate`,
-    else built here."""
-    if not separate:
+def peer_runners(options: argparse.Namespace, build: Callable, *args, enabled: bool = True):
+    """(runners, notes) of `build(*args)`, placed as `add_argument`'s parsed `options` say: in
+    a PeerProcess (on `--peer-malloc`) for `--peer-process separate`, else built here; none
+    when not `enabled` (no peer)."""
+    if not enabled:
+        yield [], {}
+    elif options.peer_process != "separate":
         yield build(*args)
-        return
-    with PeerProcess(build, *args, malloc=malloc) as peer:
-        yield peer.runners(), peer.notes
+    else:
+        with PeerProcess(build, *args, malloc=options.peer_malloc) as peer:
+            yield peer.runners(), peer.notes

@@ -98,7 +98,6 @@ when inductor's on-disk cache is warm.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib.metadata
 import importlib.util
@@ -401,12 +400,8 @@ def bench_model(case: Case, args, peak: float, torch_ok: bool) -> dict:
                for lowering in args.lowerings for devices in args.devices]
     for r in runners:
         _warm_up(r.step, args.warmup)
-    peers = (peer_process.peer_runners(torch_runners, case, args.warmup, args.peer_variants,
-                                       args.torch_threads,
-                                       separate=args.peer_process == "separate",
-                                       malloc=args.peer_malloc)
-             if torch_ok else contextlib.nullcontext(([], {})))
-    with peers as (peer_list, notes):
+    with peer_process.peer_runners(args, torch_runners, case, args.warmup, args.peer_variants,
+                                   args.torch_threads, enabled=torch_ok) as (peer_list, notes):
         runners += peer_list
         interleave(runners, args.rounds, args.steps)
     flops = runners[0].extra["flops_per_step"]
