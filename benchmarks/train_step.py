@@ -33,7 +33,7 @@ side by side. `--devices 1,2` times convjax's step on one device and data parall
 mesh of two (on a CPU: the cores made into two XLA CPU devices, each running its half of the
 batch on its own instead of every operation sharing both cores).
 
-JSON (`--json`): {"backend", "device", "dtype", "rounds", "steps_per_round",
+JSON (`--json`): {"backend", "device", "host_cpu", "dtype", "rounds", "steps_per_round",
 "peak_flops_per_s", "torch": version or null, "peer_note", "peer_process", "malloc",
 "peer_malloc", "models":
 [{"model", "batch", "input", "params", "peer_params", "flops_per_step", "runs": {variant:
@@ -103,6 +103,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import platform
 import statistics
 import sys
 import time
@@ -369,6 +370,20 @@ def interleave(runners: list[Runner], rounds: int, steps: int) -> None:
             r.rounds.append(statistics.median(times))
 
 
+def host_cpu() -> str:
+    """The host CPU's model name (/proc/cpuinfo on Linux, else `platform.processor()`): the
+    2-core machines this runs on change from day to day (Intel Xeon, AMD EPYC), and a ratio
+    is only comparable with one measured on the same CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _device_peak_memory() -> int | None:
     stats = jax.devices()[0].memory_stats()
     return None if not stats else stats.get("peak_bytes_in_use")
@@ -548,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}", file=sys.stderr)
     peak = peak_flops_per_s(args.dtype)
     device = jax.devices()[0]
-    print(f"{jax.default_backend()} ({device.device_kind}), {args.dtype}; matmul peak "
+    print(f"{jax.default_backend()} ({device.device_kind}; host {host_cpu()}), {args.dtype}; "
+          f"matmul peak "
           f"{peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {args.steps} steps; malloc "
           f"{malloc.describe()}" + (f"; torch {torch_version}, malloc {_peer_malloc(args)}"
                                     if torch_version else ""), flush=True)
@@ -561,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'n/a' if mem is None else f'{mem / 2**20:.0f} MiB'}", flush=True)
     if args.json:
         result = {"backend": jax.default_backend(), "device": device.device_kind,
-                  "dtype": args.dtype, "rounds": args.rounds, "steps_per_round": args.steps,
+                  "host_cpu": host_cpu(), "dtype": args.dtype, "rounds": args.rounds, "steps_per_round": args.steps,
                   "peak_flops_per_s": peak, "torch": torch_version,
                   "peer_note": note, "peer_process": args.peer_process,
                   "malloc": malloc.describe(), "peer_malloc": _peer_malloc(args),
@@ -604,7 +620,8 @@ def plot(result: dict, out: str) -> None:
         where += f"\nmalloc: convjax {result['malloc'].split(' (')[0]}"
         if result.get("torch"):
             where += f", PyTorch {result['peer_malloc'].split(' (')[0]}"
-    fig.suptitle(f"train step, {result['backend']} {result['dtype']}, medians of "
+    host = f" ({result['host_cpu']})" if result.get("host_cpu") else ""
+    fig.suptitle(f"train step, {result['backend']}{host} {result['dtype']}, medians of "
                  f"{result['rounds']} rounds x {result['steps_per_round']} steps{where}",
                  fontsize=10)
     fig.savefig(out)

@@ -62,9 +62,10 @@ def test_harness_runs_lenet5_end_to_end_and_writes_its_json(tmp_path, capsys):
             "--warmup", "1", "--peer", "none", "--lowerings", "xla,auto", "--json", str(out)]
     assert train_step.main(argv) == 0
     result = json.loads(out.read_text())
-    for key in ("backend", "device", "dtype", "rounds", "steps_per_round", "peak_flops_per_s",
-                "torch", "peer_note", "models"):
+    for key in ("backend", "device", "host_cpu", "dtype", "rounds", "steps_per_round",
+                "peak_flops_per_s", "torch", "peer_note", "models"):
         assert key in result, key
+    assert result["host_cpu"]  # ratios compare only on one CPU: the JSON names it
     (entry,) = result["models"]
     assert (entry["model"], entry["batch"], entry["input"]) == ("lenet5", 8, "32x32x1")
     assert entry["params"] == 61_706 and entry["flops_per_step"] > 0
