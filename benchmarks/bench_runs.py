@@ -2,7 +2,8 @@
 model, each run's ratio and, round by round, convjax's time over the best PyTorch variant's.
 A ratio taken from one run hides how far the host's noise moves it; this shows the spread.
 
-    uv run python -m benchmarks.bench_runs benchmarks/results/train_step_cpu_2core_amd_epyc_run*.json \
+    uv run python -m benchmarks.bench_runs \
+        benchmarks/results/train_step_cpu_2core_amd_epyc_run*.json \
         --out docs/train_step_runs_amd_epyc.png
 
 Prints one line per run and model (the run's ratio, and the round ratios' range) and writes
