@@ -54,8 +54,8 @@ train_step_cpu_2core_amd_epyc_run{1..4}.json (python -m benchmarks.bench_runs dr
 by side): lenet5 0.76 / 0.73 / 0.65 / 0.75, resnet20_cifar 1.07 / 0.94 / 1.26 / 1.07 (its
 round ratios 0.82-1.52 with the host's load; in a quiet run of it alone, 116.7 ms against
 122.7 for torch.compile, 0.95, ..._amd_epyc_resnet20_alone.json), resnet18 0.84 / 0.94 /
-0.91 / 0.99; before them, on an Intel Xeon host, `--steps 10 --rounds 5` with PyTorch's 2 threads only, after LeNet-5 took XLA's own
-reductions (models/lenet.py), train_step_cpu_2core_lenet_xla_reductions.json: lenet5 0.96
+0.91 / 0.99; before them, on an Intel Xeon host, `--steps 10 --rounds 5` with PyTorch's 2
+threads only, after LeNet-5 took XLA's own reductions (models/lenet.py), train_step_cpu_2core_lenet_xla_reductions.json: lenet5 0.96
 (6.50 ms against 6.74 for PyTorch eager channels-last), resnet20_cifar 1.01 (157.6 against
 155.7 for torch.compile channels-last), resnet18 0.84; before it,
 train_step_cpu_2core_mimalloc.json:
@@ -582,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'n/a' if mem is None else f'{mem / 2**20:.0f} MiB'}", flush=True)
     if args.json:
         result = {"backend": jax.default_backend(), "device": device.device_kind,
-                  "host_cpu": host_cpu(), "dtype": args.dtype, "rounds": args.rounds, "steps_per_round": args.steps,
+                  "host_cpu": host_cpu(), "dtype": args.dtype, "rounds": args.rounds,
+                  "steps_per_round": args.steps,
                   "peak_flops_per_s": peak, "torch": torch_version,
                   "peer_note": note, "peer_process": args.peer_process,
                   "malloc": malloc.describe(), "peer_malloc": _peer_malloc(args),
