@@ -56,8 +56,9 @@ round ratios 0.82-1.52 with the host's load; in a quiet run of it alone, 116.7 m
 122.7 for torch.compile, 0.95, ..._amd_epyc_resnet20_alone.json), resnet18 0.84 / 0.94 /
 0.91 / 0.99; before them, on an Intel Xeon host, `--steps 10 --rounds 5` with PyTorch's 2
 threads only, after LeNet-5 took XLA's own reductions (models/lenet.py),
-train_step_cpu_2core_lenet_xla_reductions.json: lenet5 0.96 (6.50 ms against 6.74 for PyTorch eager channels-last), resnet20_cifar 1.01 (157.6 against
-155.7 for torch.compile channels-last), resnet18 0.84; before it,
+train_step_cpu_2core_lenet_xla_reductions.json: lenet5 0.96 (6.50 ms against 6.74 for
+PyTorch eager channels-last), resnet20_cifar 1.01 (157.6 against 155.7 for torch.compile
+channels-last), resnet18 0.84; before it,
 train_step_cpu_2core_mimalloc.json:
 lenet5 1.24 (convjax's rounds 12.6, 8.0, 11.0, 6.5, 6.3 ms against PyTorch eager
 channels-last's 6.2-6.6: LeNet-5's step is at the machine's noise), resnet20_cifar 1.01 (155.8
