@@ -14,3 +14,16 @@ def one_line(err: BaseException) -> str:
     while isinstance(message, BaseException) and message.args:
         message = message.args[0]
     return re.sub(r"\s+", " ", str(message)).strip()
+
+
+def exit_with(main) -> None:
+    """Runs a script's `main()` and exits with its status; a UserError is printed as one line
+    and exits 2 (`launch.py` does the same for its commands)."""
+    import sys
+
+    try:
+        status = main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        status = 2
+    sys.exit(status)

@@ -58,7 +58,7 @@ import numpy as np
 
 import models
 from benchmarks import peer_process, train_step
-from errors import UserError
+from errors import UserError, exit_with
 from models import conv_lowering
 
 AUGMENT = "flip_lr|random_crop(32, pad=2)"
@@ -261,8 +261,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    exit_with(main)

@@ -121,7 +121,7 @@ import numpy as np
 
 import models
 from benchmarks import peer_process
-from errors import UserError
+from errors import UserError, exit_with
 from models import conv_lowering, remat
 from training import malloc
 
@@ -635,8 +635,4 @@ def plot(result: dict, out: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    exit_with(main)
