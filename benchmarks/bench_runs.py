@@ -37,9 +37,9 @@ def load(path: str) -> dict:
 def round_ratios(entry: dict) -> list[float]:
     """convjax's round medians over the best peer's, round by round (its rounds interleave
     with the peer's, so each pair met the same noise)."""
-    if not entry.get("best_peer"):
+    if not entry.get("best_peer") or not entry.get("ratio"):
         return []
-    ours = next(run for name, run in entry["runs"].items() if name.startswith("convjax"))
+    ours = entry["runs"][next(iter(entry["ratio"]))]  # the variant the run's ratio is of
     peer = entry["runs"][entry["best_peer"]]
     return [a / b for a, b in zip(ours["round_ms"], peer["round_ms"])]
 

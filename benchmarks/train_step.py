@@ -570,9 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_flops_per_s(args.dtype)
     device = jax.devices()[0]
     print(f"{jax.default_backend()} ({device.device_kind}; host {host_cpu()}), {args.dtype}; "
-          f"matmul peak "
-          f"{peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {args.steps} steps; malloc "
-          f"{malloc.describe()}" + (f"; torch {torch_version}, malloc {_peer_malloc(args)}"
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {args.steps} steps; "
+          f"malloc {malloc.describe()}" + (f"; torch {torch_version}, malloc {_peer_malloc(args)}"
                                     if torch_version else ""), flush=True)
     entries = []
     for case in todo:
