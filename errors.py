@@ -1,6 +1,7 @@
 """The one exception type for a user's mistake: `launch.py` prints its message and exits 2."""
 
 import re
+import sys
 
 
 class UserError(Exception):
@@ -19,8 +20,6 @@ def one_line(err: BaseException) -> str:
 def exit_with(main) -> None:
     """Runs a script's `main()` and exits with its status; a UserError is printed as one line
     and exits 2 (`launch.py` does the same for its commands)."""
-    import sys
-
     try:
         status = main()
     except UserError as err:

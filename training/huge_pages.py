@@ -5,17 +5,17 @@ now also preloads mimalloc; this tunable still serves what glibc allocates, and 
 under `CONVJAX_MALLOC=glibc`).
 
 Why: XLA's CPU runtime takes each step's temporaries from malloc, which maps them fresh every
-step and unmaps them after (ResNet-20 at b128: ~230 MB a step, 58,000 minor page faults on
-4 KiB pages), and every strided access to those buffers (patch slices, transposes) misses
-the TLB once per 4 KiB. With 2 MiB pages, measured on the 2-core CPU (benchmarks/malloc.py, `--settings 4k,huge`:
-each setting in its own processes, alternating; the median over processes of the step's
-median; benchmarks/results/huge_pages_cpu_2core.json with the PyTorch twin in the same
-processes, huge_pages_alone_cpu_2core.json without): ResNet-20 b128 371 -> 226 ms (4 KiB
-pages: 280-399 ms from process to process; 2 MiB: 219-244), ResNet-18 64x64 b32 172 -> 165
-(alone: 168 -> 143), LeNet-5 b128 within its noise (7.9-10.6 ms either way); PyTorch's
-steps in the same processes 0.93-1.03x. Minor page faults per process: 2.1-2.3 M -> 0.23-0.26 M.
-Nothing else offers this: XLA has no option for its host allocator, and THP's system-wide
-`always` mode is the machine owner's call.
+step and unmaps them after (ResNet-20 at b128: ~230 MB a step, 58,000 minor page faults on 4 KiB
+pages), and every strided access to those buffers (patch slices, transposes) misses the TLB once
+per 4 KiB. With 2 MiB pages, measured on the 2-core CPU (benchmarks/malloc.py, `--settings
+4k,huge`: each setting in its own processes, alternating; the median over processes of the
+step's median; benchmarks/results/huge_pages_cpu_2core.json with the PyTorch twin in the same
+processes, huge_pages_alone_cpu_2core.json without): ResNet-20 b128 371 -> 226 ms (4 KiB pages:
+280-399 ms from process to process; 2 MiB: 219-244), ResNet-18 64x64 b32 172 -> 165 (alone: 168
+-> 143), LeNet-5 b128 within its noise (7.9-10.6 ms either way); PyTorch's steps in the same
+processes 0.93-1.03x. Minor page faults per process: 2.1-2.3 M -> 0.23-0.26 M. Nothing else
+offers this: XLA has no option for its host allocator, and THP's system-wide `always` mode is
+the machine owner's call.
 
 The pages still come fresh each step: a worker thread's malloc arena cannot hold a block over
 64 MiB (ResNet-20's temporaries are one 201 MB block), so glibc maps it anew every step, even

@@ -16,9 +16,9 @@ b32 147.3 -> 133.1 (0.90), LeNet-5 b128 6.2 -> 6.3 (1.00). PyTorch's steps gain 
 peer runs on it as well (benchmarks/peer_process.py). glibc with one arena
 (`glibc.malloc.arena_max=1`) also reuses the block but slows LeNet-5 by 15%
 (training/huge_pages.py); Debian's jemalloc, preloaded, kept faulting (ResNet-20 188-190
-ms; 155-162 with its THP options) and Debian's tcmalloc matched mimalloc (143-151 ms), but neither is a wheel: only
-mimalloc installs from the project's own files. No XLA or JAX option chooses the CPU
-allocator, so the preload is the one way in.
+ms; 155-162 with its THP options) and Debian's tcmalloc matched mimalloc (143-151 ms), but
+neither is a wheel: only mimalloc installs from the project's own files. No XLA or JAX option
+chooses the CPU allocator, so the preload is the one way in.
 
 The library is loaded at exec, hence the re-execution (one interpreter start-up, counted in a
 run's `startup_s`). `$CONVJAX_MALLOC` chooses: `mimalloc` (the default where the wheel is

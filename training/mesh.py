@@ -96,12 +96,14 @@ def compile_train_step(step_fn, mesh: Mesh, state=None, options: dict | None = N
     placed = _state_in(mesh, state)
     return jax.jit(traced_under(mesh, step_fn), in_shardings=(placed, batch_sharded(mesh)),
                    out_shardings=(placed, replicated(mesh)), donate_argnums=0,
-                   compiler_options=conv_lowering.compiler_options() if options is None
-                   else options)
+                   compiler_options=_options(options))
 
 
 def compile_eval_step(step_fn, mesh: Mesh, state=None, options: dict | None = None):
     return jax.jit(step_fn, in_shardings=(_state_in(mesh, state), batch_sharded(mesh)),
-                   out_shardings=replicated(mesh),
-                   compiler_options=conv_lowering.compiler_options() if options is None
-                   else options)
+                   out_shardings=replicated(mesh), compiler_options=_options(options))
+
+
+def _options(options: dict | None) -> dict:
+    """XLA `options` as given, or models/conv_lowering.py's defaults."""
+    return conv_lowering.compiler_options() if options is None else options
